@@ -1,0 +1,97 @@
+#include "core/llm_call.h"
+
+#include <algorithm>
+
+namespace llmscope::core {
+namespace {
+
+template <size_t N>
+std::string HexOf(const std::array<uint8_t, N>& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(N * 2, '0');
+  for (size_t i = 0; i < N; ++i) {
+    out[2 * i] = kDigits[bytes[i] >> 4];
+    out[2 * i + 1] = kDigits[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+template <size_t N>
+bool NonZero(const std::array<uint8_t, N>& bytes) {
+  return std::any_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b != 0; });
+}
+
+}  // namespace
+
+std::string ToHex(const TraceId& id) { return HexOf(id); }
+std::string ToHex(const SpanId& id) { return HexOf(id); }
+bool IsValid(const TraceId& id) { return NonZero(id); }
+bool IsValid(const SpanId& id) { return NonZero(id); }
+
+std::string_view EndpointName(Endpoint e) {
+  switch (e) {
+    case Endpoint::kChatCompletions: return "chat_completions";
+    case Endpoint::kCompletions: return "completions";
+    case Endpoint::kEmbeddings: return "embeddings";
+    case Endpoint::kResponses: return "responses";
+    case Endpoint::kMessages: return "messages";
+    case Endpoint::kModels: return "models";
+  }
+  return "unknown";
+}
+
+std::string_view GenAiOperationName(Endpoint e) {
+  switch (e) {
+    case Endpoint::kChatCompletions: return "chat";
+    case Endpoint::kCompletions: return "text_completion";
+    case Endpoint::kEmbeddings: return "embeddings";
+    case Endpoint::kResponses: return "chat";
+    case Endpoint::kMessages: return "chat";
+    case Endpoint::kModels: return "list_models";
+  }
+  return "unknown";
+}
+
+std::string_view ErrorClassName(ErrorClass e) {
+  switch (e) {
+    case ErrorClass::kNone: return "none";
+    case ErrorClass::kInvalidRequest: return "invalid_request";
+    case ErrorClass::kAuth: return "auth";
+    case ErrorClass::kRateLimit: return "rate_limit";
+    case ErrorClass::kTimeout: return "timeout";
+    case ErrorClass::kUpstreamUnreachable: return "upstream_unreachable";
+    case ErrorClass::kServerError: return "server_error";
+    case ErrorClass::kContentFilter: return "content_filter";
+    case ErrorClass::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string_view UsageSourceName(UsageSource s) {
+  switch (s) {
+    case UsageSource::kProvider: return "provider";
+    case UsageSource::kEstimated: return "estimated";
+    case UsageSource::kMissing: return "missing";
+  }
+  return "unknown";
+}
+
+std::optional<double> LlmCall::DurationSeconds() const {
+  if (end_nanos < 0) return std::nullopt;
+  return static_cast<double>(end_nanos) / 1e9;
+}
+
+std::optional<double> LlmCall::TimeToFirstTokenSeconds() const {
+  if (first_content_nanos < 0) return std::nullopt;
+  return static_cast<double>(first_content_nanos) / 1e9;
+}
+
+std::optional<double> LlmCall::TimePerOutputTokenSeconds() const {
+  if (first_content_nanos < 0 || end_nanos < first_content_nanos || usage.output < 2) {
+    return std::nullopt;
+  }
+  return static_cast<double>(end_nanos - first_content_nanos) / 1e9 /
+         static_cast<double>(usage.output - 1);
+}
+
+}  // namespace llmscope::core
