@@ -28,8 +28,7 @@ class SystemClock final : public Clock {
     return std::chrono::time_point_cast<Nanos>(std::chrono::steady_clock::now());
   }
   int64_t UnixNanos() const override {
-    return std::chrono::duration_cast<Nanos>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
 };

@@ -30,48 +30,72 @@ bool IsValid(const SpanId& id) { return NonZero(id); }
 
 std::string_view EndpointName(Endpoint e) {
   switch (e) {
-    case Endpoint::kChatCompletions: return "chat_completions";
-    case Endpoint::kCompletions: return "completions";
-    case Endpoint::kEmbeddings: return "embeddings";
-    case Endpoint::kResponses: return "responses";
-    case Endpoint::kMessages: return "messages";
-    case Endpoint::kModels: return "models";
+    case Endpoint::kChatCompletions:
+      return "chat_completions";
+    case Endpoint::kCompletions:
+      return "completions";
+    case Endpoint::kEmbeddings:
+      return "embeddings";
+    case Endpoint::kResponses:
+      return "responses";
+    case Endpoint::kMessages:
+      return "messages";
+    case Endpoint::kModels:
+      return "models";
   }
   return "unknown";
 }
 
 std::string_view GenAiOperationName(Endpoint e) {
   switch (e) {
-    case Endpoint::kChatCompletions: return "chat";
-    case Endpoint::kCompletions: return "text_completion";
-    case Endpoint::kEmbeddings: return "embeddings";
-    case Endpoint::kResponses: return "chat";
-    case Endpoint::kMessages: return "chat";
-    case Endpoint::kModels: return "list_models";
+    case Endpoint::kChatCompletions:
+      return "chat";
+    case Endpoint::kCompletions:
+      return "text_completion";
+    case Endpoint::kEmbeddings:
+      return "embeddings";
+    case Endpoint::kResponses:
+      return "chat";
+    case Endpoint::kMessages:
+      return "chat";
+    case Endpoint::kModels:
+      return "list_models";
   }
   return "unknown";
 }
 
 std::string_view ErrorClassName(ErrorClass e) {
   switch (e) {
-    case ErrorClass::kNone: return "none";
-    case ErrorClass::kInvalidRequest: return "invalid_request";
-    case ErrorClass::kAuth: return "auth";
-    case ErrorClass::kRateLimit: return "rate_limit";
-    case ErrorClass::kTimeout: return "timeout";
-    case ErrorClass::kUpstreamUnreachable: return "upstream_unreachable";
-    case ErrorClass::kServerError: return "server_error";
-    case ErrorClass::kContentFilter: return "content_filter";
-    case ErrorClass::kCancelled: return "cancelled";
+    case ErrorClass::kNone:
+      return "none";
+    case ErrorClass::kInvalidRequest:
+      return "invalid_request";
+    case ErrorClass::kAuth:
+      return "auth";
+    case ErrorClass::kRateLimit:
+      return "rate_limit";
+    case ErrorClass::kTimeout:
+      return "timeout";
+    case ErrorClass::kUpstreamUnreachable:
+      return "upstream_unreachable";
+    case ErrorClass::kServerError:
+      return "server_error";
+    case ErrorClass::kContentFilter:
+      return "content_filter";
+    case ErrorClass::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 std::string_view UsageSourceName(UsageSource s) {
   switch (s) {
-    case UsageSource::kProvider: return "provider";
-    case UsageSource::kEstimated: return "estimated";
-    case UsageSource::kMissing: return "missing";
+    case UsageSource::kProvider:
+      return "provider";
+    case UsageSource::kEstimated:
+      return "estimated";
+    case UsageSource::kMissing:
+      return "missing";
   }
   return "unknown";
 }

@@ -17,12 +17,8 @@ class Logger {
   virtual ~Logger() = default;
   virtual void Log(LogLevel level, std::string_view message,
                    std::initializer_list<Field> fields = {}) = 0;
-  void Info(std::string_view m, std::initializer_list<Field> f = {}) {
-    Log(LogLevel::kInfo, m, f);
-  }
-  void Warn(std::string_view m, std::initializer_list<Field> f = {}) {
-    Log(LogLevel::kWarn, m, f);
-  }
+  void Info(std::string_view m, std::initializer_list<Field> f = {}) { Log(LogLevel::kInfo, m, f); }
+  void Warn(std::string_view m, std::initializer_list<Field> f = {}) { Log(LogLevel::kWarn, m, f); }
   void Error(std::string_view m, std::initializer_list<Field> f = {}) {
     Log(LogLevel::kError, m, f);
   }

@@ -58,7 +58,7 @@ inline Status FailedPrecondition(std::string msg) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design, like expected
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design, like expected
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }

@@ -1,0 +1,444 @@
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <charconv>
+#include <future>
+#include <list>
+#include <mutex>
+
+namespace llmscope::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+namespace {
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+std::string_view Request::path() const {
+  auto q = target_.find('?');
+  return q == std::string::npos ? std::string_view(target_)
+                                : std::string_view(target_).substr(0, q);
+}
+
+std::optional<std::string_view> Request::header(std::string_view name) const {
+  for (const auto& h : headers_) {
+    if (HeaderNameEquals(h.name, name)) return h.value;
+  }
+  return std::nullopt;
+}
+
+// One client connection: reads requests, hands them to the handler, writes responses.
+// Thread-safety: lives on one event loop; all members touched from that loop only.
+class Connection final : public ResponseWriter, public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, const ServerOptions& options, const Handler& handler, int worker)
+      : socket_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        worker_(worker),
+        idle_timer_(socket_.get_executor()) {}
+
+  Task<void> Run() {
+    auto self = shared_from_this();
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    StartIdleWatch();
+    while (socket_.is_open()) {
+      if (!co_await ServeOne()) break;
+    }
+    idle_timer_.cancel();
+    Close();
+  }
+
+  void Close() {
+    boost::system::error_code ec;
+    if (socket_.is_open()) {
+      socket_.shutdown(tcp::socket::shutdown_both, ec);
+      socket_.close(ec);
+    }
+  }
+
+  // ResponseWriter
+  Task<bool> Send(int status, const HeaderList& headers, std::string_view body) override {
+    started_ = true;
+    std::string head;
+    head.reserve(256);
+    AppendStatusLine(head, status);
+    AppendHeaders(head, headers);
+    head += "Content-Length: ";
+    AppendNumber(head, body.size());
+    head += "\r\n\r\n";
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+    co_return co_await WriteAll(bufs);
+  }
+
+  Task<bool> StartStream(int status, const HeaderList& headers) override {
+    started_ = true;
+    streaming_ = true;
+    std::string head;
+    head.reserve(256);
+    AppendStatusLine(head, status);
+    AppendHeaders(head, headers);
+    head += "Transfer-Encoding: chunked\r\n\r\n";
+    std::array<asio::const_buffer, 1> bufs{asio::buffer(head)};
+    co_return co_await WriteAll(bufs);
+  }
+
+  Task<bool> WriteChunk(std::string_view bytes) override {
+    if (bytes.empty()) co_return !client_gone_;
+    char size_line[24];
+    auto [end, ec] = std::to_chars(size_line, size_line + 16, bytes.size(), 16);
+    end[0] = '\r';
+    end[1] = '\n';
+    std::array<asio::const_buffer, 3> bufs{
+        asio::buffer(size_line, static_cast<size_t>(end + 2 - size_line)), asio::buffer(bytes),
+        asio::buffer("\r\n", 2)};
+    co_return co_await WriteAll(bufs);
+  }
+
+  Task<bool> FinishStream() override {
+    std::array<asio::const_buffer, 1> bufs{asio::buffer("0\r\n\r\n", 5)};
+    co_return co_await WriteAll(bufs);
+  }
+
+  void Abort() override {
+    aborted_ = true;
+    Close();
+  }
+
+  void WatchClientGone(std::function<void()> on_gone) override {
+    on_gone_ = std::move(on_gone);
+    if (watching_) return;
+    watching_ = true;
+    asio::co_spawn(socket_.get_executor(), WatchLoop(shared_from_this()), asio::detached);
+  }
+
+  bool client_gone() const override { return client_gone_; }
+  bool started() const override { return started_; }
+
+ private:
+  // Waits until the socket is readable while a handler works. Readable with zero bytes
+  // pending means the client closed: tell the handler once. Readable with bytes means a
+  // pipelined request: stop watching, the next read takes it.
+  static Task<void> WatchLoop(std::shared_ptr<Connection> self) {
+    auto [ec] = co_await self->socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+    self->watching_ = false;
+    if (ec || !self->in_handler_) co_return;
+    char probe;
+    ssize_t n = ::recv(self->socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      self->client_gone_ = true;
+      if (self->on_gone_) {
+        auto fn = std::move(self->on_gone_);
+        self->on_gone_ = nullptr;
+        fn();
+      }
+    }
+  }
+
+  void StopWatch() {
+    on_gone_ = nullptr;
+    if (watching_) {
+      boost::system::error_code ec;
+      socket_.cancel(ec);  // only the readiness wait is pending between requests
+    }
+  }
+
+  template <typename Buffers>
+  Task<bool> WriteAll(const Buffers& bufs) {
+    if (client_gone_ || !socket_.is_open()) co_return false;
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, kNoThrow);
+    if (ec) {
+      client_gone_ = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  static void AppendNumber(std::string& out, size_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, end);
+  }
+
+  void AppendStatusLine(std::string& out, int status) {
+    out += "HTTP/1.1 ";
+    AppendNumber(out, static_cast<size_t>(status));
+    out += ' ';
+    out += ReasonPhrase(status);
+    out += "\r\n";
+    if (!keep_alive_) out += "Connection: close\r\n";
+  }
+
+  static void AppendHeaders(std::string& out, const HeaderList& headers) {
+    for (const auto& [name, value] : headers) {
+      out += name;
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    }
+  }
+
+  // The keep-alive idle timeout: a lazy deadline checked when the timer fires, so that
+  // moving the deadline per request is a store rather than a timer cancel.
+  void StartIdleWatch() {
+    idle_deadline_ = std::chrono::steady_clock::now() + options_.idle_timeout;
+    asio::co_spawn(socket_.get_executor(), IdleLoop(shared_from_this()), asio::detached);
+  }
+
+  static Task<void> IdleLoop(std::shared_ptr<Connection> self) {
+    while (self->socket_.is_open()) {
+      self->idle_timer_.expires_at(self->idle_deadline_);
+      auto [ec] = co_await self->idle_timer_.async_wait(kNoThrow);
+      if (ec || !self->socket_.is_open()) co_return;
+      if (self->in_handler_) {
+        self->idle_deadline_ = std::chrono::steady_clock::now() + self->options_.idle_timeout;
+        continue;
+      }
+      if (std::chrono::steady_clock::now() >= self->idle_deadline_) {
+        self->Close();
+        co_return;
+      }
+    }
+  }
+
+  Task<bool> SendError(int status, std::string_view message) {
+    keep_alive_ = false;
+    std::string body = "{\"error\":{\"message\":\"";
+    body += message;
+    body += "\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}";
+    const HeaderList headers{{"Content-Type", "application/json"}};
+    co_await Send(status, headers, body);
+    co_return false;
+  }
+
+  // Reads and serves one request. Returns false when the connection should close.
+  Task<bool> ServeOne() {
+    beast::http::request_parser<beast::http::string_body> parser;
+    parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+    parser.body_limit(options_.max_body_bytes);
+    auto [ec, n] = co_await beast::http::async_read_header(socket_, buffer_, parser, kNoThrow);
+    if (ec) {
+      if (ec == beast::http::error::header_limit) {
+        co_return co_await SendError(431, "request headers exceed the configured limit");
+      }
+      if (ec == beast::http::error::body_limit) {  // Content-Length already over the limit
+        co_return co_await SendError(413, "request body exceeds the configured limit");
+      }
+      if (ec != beast::http::error::end_of_stream && ec != asio::error::operation_aborted &&
+          ec != asio::error::eof && ec != asio::error::connection_reset &&
+          ec != asio::error::bad_descriptor) {
+        co_return co_await SendError(400, "malformed HTTP request");
+      }
+      co_return false;
+    }
+    auto received = std::chrono::time_point_cast<core::Nanos>(std::chrono::steady_clock::now());
+    in_handler_ = true;  // the idle timeout does not apply while a request is in progress
+    auto& hdr = parser.get();
+    if (auto len = parser.content_length(); len && *len > options_.max_body_bytes) {
+      in_handler_ = false;
+      co_return co_await SendError(413, "request body exceeds the configured limit");
+    }
+    if (auto it = hdr.find(beast::http::field::expect);
+        it != hdr.end() && beast::iequals(it->value(), "100-continue")) {
+      auto [wec, wn] = co_await asio::async_write(
+          socket_, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
+      if (wec) co_return false;
+    }
+    if (!parser.is_done()) {
+      auto [bec, bn] = co_await beast::http::async_read(socket_, buffer_, parser, kNoThrow);
+      if (bec) {
+        in_handler_ = false;
+        if (bec == beast::http::error::body_limit) {
+          co_return co_await SendError(413, "request body exceeds the configured limit");
+        }
+        co_return false;
+      }
+    }
+
+    Request req;
+    auto msg = parser.release();
+    req.method_ = std::string(msg.method_string());
+    req.target_ = std::string(msg.target());
+    size_t total = 0;
+    for (const auto& f : msg) total += f.name_string().size() + f.value().size();
+    req.header_block_.reserve(total);
+    std::vector<std::pair<size_t, size_t>> offs;
+    for (const auto& f : msg) {
+      size_t a = req.header_block_.size();
+      req.header_block_.append(f.name_string().data(), f.name_string().size());
+      size_t b = req.header_block_.size();
+      req.header_block_.append(f.value().data(), f.value().size());
+      offs.emplace_back(a, b);
+    }
+    req.headers_.reserve(offs.size());
+    std::string_view block(req.header_block_);
+    size_t i = 0;
+    for (const auto& f : msg) {
+      req.headers_.push_back({block.substr(offs[i].first, offs[i].second - offs[i].first),
+                              block.substr(offs[i].second, f.value().size())});
+      ++i;
+    }
+    keep_alive_ = msg.keep_alive();
+    req.body_ = std::move(msg.body());
+    req.worker_ = worker_;
+    req.received_at_ = received;
+
+    started_ = false;
+    streaming_ = false;
+    client_gone_ = false;
+    co_await handler_(req, *this);
+    in_handler_ = false;
+    StopWatch();
+    idle_deadline_ = std::chrono::steady_clock::now() + options_.idle_timeout;
+    if (aborted_ || client_gone_) co_return false;
+    if (!started_) {
+      const HeaderList headers{{"Content-Type", "application/json"}};
+      co_await Send(500, headers,
+                    "{\"error\":{\"message\":\"handler produced no response\","
+                    "\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+    }
+    co_return keep_alive_;
+  }
+
+  tcp::socket socket_;
+  const ServerOptions& options_;
+  const Handler& handler_;
+  const int worker_;
+  beast::flat_buffer buffer_;
+  asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point idle_deadline_{};
+  std::function<void()> on_gone_;
+  bool keep_alive_ = true;
+  bool started_ = false;
+  bool streaming_ = false;
+  bool client_gone_ = false;
+  bool aborted_ = false;
+  bool watching_ = false;
+  bool in_handler_ = false;
+};
+
+struct Server::Impl {
+  struct Worker {
+    asio::io_context io{1};
+    std::optional<tcp::acceptor> acceptor;
+    std::thread thread;
+  };
+  ServerOptions options;
+  Handler handler;
+  std::function<void(int)> on_worker_stop;
+  std::vector<std::unique_ptr<Worker>> workers;
+  bool running = false;
+  std::mutex mu;
+
+  static Task<void> AcceptLoop(Impl* impl, Worker* w, int index) {
+    for (;;) {
+      auto [ec, socket] = co_await w->acceptor->async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !w->acceptor->is_open()) co_return;
+        continue;  // EMFILE and friends: keep accepting; the next accept may succeed
+      }
+      auto conn =
+          std::make_shared<Connection>(std::move(socket), impl->options, impl->handler, index);
+      asio::co_spawn(w->io, conn->Run(), asio::detached);
+    }
+  }
+};
+
+Server::Server(ServerOptions options, Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+Server::~Server() { Stop(); }
+
+void Server::OnWorkerStop(std::function<void(int)> hook) {
+  impl_->on_worker_stop = std::move(hook);
+}
+
+int Server::threads() const { return static_cast<int>(impl_->workers.size()); }
+
+core::Status Server::Start() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->running) return core::FailedPrecondition("server already started");
+  int n = impl_->options.threads > 0 ? impl_->options.threads
+                                     : static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    return core::InvalidArgument("listen address '" + impl_->options.host +
+                                 "' is not an IP address");
+  }
+  uint16_t port = impl_->options.port;
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Impl::Worker>();
+    w->acceptor.emplace(w->io);
+    tcp::endpoint ep(addr, port);
+    w->acceptor->open(ep.protocol(), ec);
+    if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) !=
+          0) {
+        ec = boost::system::error_code(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) w->acceptor->bind(ep, ec);
+    if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      impl_->workers.clear();
+      return core::Unavailable("cannot listen on " + impl_->options.host + ":" +
+                               std::to_string(port) + ": " + ec.message());
+    }
+    port = w->acceptor->local_endpoint().port();  // port 0: the rest share the chosen port
+    impl_->workers.push_back(std::move(w));
+  }
+  port_ = port;
+  for (int i = 0; i < n; ++i) {
+    Impl::Worker* w = impl_->workers[static_cast<size_t>(i)].get();
+    asio::co_spawn(w->io, Impl::AcceptLoop(impl_.get(), w, i), asio::detached);
+    w->thread = std::thread([w] { w->io.run(); });
+  }
+  impl_->running = true;
+  return core::Status::Ok();
+}
+
+void Server::Stop() {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->running) return;
+  std::vector<std::future<void>> done;
+  for (size_t i = 0; i < impl_->workers.size(); ++i) {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    Impl::Worker* w = impl_->workers[i].get();
+    asio::post(w->io, [this, w, i, p] {
+      boost::system::error_code ec;
+      w->acceptor->close(ec);
+      if (impl_->on_worker_stop) impl_->on_worker_stop(static_cast<int>(i));
+      p->set_value();
+    });
+  }
+  for (auto& f : done) f.wait_for(std::chrono::seconds(10));
+  for (auto& w : impl_->workers) w->io.stop();
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  impl_->workers.clear();
+  impl_->running = false;
+}
+
+}  // namespace llmscope::http
