@@ -25,3 +25,20 @@ function(llmscope_module)
     set_tests_properties(${M_NAME}_test PROPERTIES LABELS unit TIMEOUT 300)
   endif()
 endfunction()
+
+# llmscope_embed_text(<out_var> INPUT <file> NAMESPACE <ns> FUNCTION <name>)
+# Generates a .cc defining `std::string_view <ns>::<name>()` that returns the bytes of
+# <file>, regenerated whenever the file changes; sets <out_var> to the generated path.
+function(llmscope_embed_text out_var)
+  cmake_parse_arguments(E "" "INPUT;NAMESPACE;FUNCTION" "" ${ARGN})
+  get_filename_component(stem ${E_INPUT} NAME_WE)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/${stem}_embedded.cc)
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DINPUT=${E_INPUT} -DOUTPUT=${out} -DNAMESPACE=${E_NAMESPACE}
+            -DFUNCTION=${E_FUNCTION} -P ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
+    DEPENDS ${E_INPUT} ${PROJECT_SOURCE_DIR}/cmake/embed_text.cmake
+    COMMENT "Embedding ${E_INPUT}"
+    VERBATIM)
+  set(${out_var} ${out} PARENT_SCOPE)
+endfunction()

@@ -1145,6 +1145,13 @@ std::string AnthropicErrorBody(std::string_view type, std::string_view message) 
   return out;
 }
 
+std::string JsonString(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  AppendJsonString(out, s);
+  return out;
+}
+
 int64_t EstimateTokens(size_t chars) { return static_cast<int64_t>((chars + 3) / 4); }
 
 }  // namespace llmscope::gateway

@@ -155,6 +155,9 @@ std::string OpenAiErrorBody(std::string_view message, std::string_view type,
 std::string AnthropicErrorBody(std::string_view type, std::string_view message);
 
 // Rough token count of text: ceil(chars / 4); 0 for 0.
+// `s` as a quoted JSON string, escaped (invalid UTF-8 is kept byte for byte).
+std::string JsonString(std::string_view s);
+
 int64_t EstimateTokens(size_t chars);
 
 }  // namespace llmscope::gateway

@@ -327,8 +327,10 @@ void AppendRequestHead(std::string& out, const Origin& origin, const ClientReque
 }
 }  // namespace
 
-Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
-                                                           ClientRequest req) {
+Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin, ClientRequest req,
+                                                           Cancellation* cancel) {
+  auto cancelled = [] { return core::Status(core::StatusCode::kCancelled, "request cancelled"); };
+  if (cancel && cancel->cancelled()) co_return cancelled();
   ClientImpl& impl = *impl_;
   const std::string key = origin.Key();
   std::string head;
@@ -340,7 +342,18 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
       conn = std::make_shared<UpstreamConn>(co_await asio::this_coro::executor,
                                             origin.tls ? &impl.tls_ctx : nullptr);
       conn->StartWatchdog();
+    }
+    if (cancel) {
+      cancel->on_cancel_ = [w = std::weak_ptr<UpstreamConn>(conn)] {
+        if (auto c = w.lock()) c->Close();
+      };
+    }
+    if (!reused) {
       core::Status st = co_await conn->Connect(origin, impl.options);
+      if (cancel && cancel->cancelled()) {
+        conn->Close();
+        co_return cancelled();
+      }
       if (!st.ok()) {
         ++impl.connect_errors;
         conn->Close();
@@ -351,6 +364,10 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
     conn->SetDeadline(impl.options.first_byte_timeout);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(req.body)};
     auto wec = co_await conn->Write(bufs);
+    if (cancel && cancel->cancelled()) {
+      conn->Close();
+      co_return cancelled();
+    }
     if (wec) {
       bool timed_out = conn->timed_out();
       conn->Close();
@@ -365,6 +382,10 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
     conn->parser->header_limit(64 << 10);
     conn->parser->body_limit(std::numeric_limits<std::uint64_t>::max());
     auto hec = co_await conn->ReadHeader(*conn->parser);
+    if (cancel && cancel->cancelled()) {
+      conn->Close();
+      co_return cancelled();
+    }
     if (hec) {
       bool timed_out = conn->timed_out();
       conn->Close();
@@ -382,6 +403,16 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
     ex->conn_ = conn;
     ex->client_ = &impl;
     ex->key_ = key;
+    if (cancel) {
+      Exchange* raw = ex.get();
+      ex->cancel_ = cancel;  // the exchange unhooks itself when destroyed
+      cancel->on_cancel_ = [raw] { raw->Cancel(); };
+    }
+    if (cancel) {
+      Exchange* raw = ex.get();
+      ex->cancel_ = cancel;  // the exchange unhooks itself when destroyed
+      cancel->on_cancel_ = [raw] { raw->Cancel(); };
+    }
     const auto& msg = conn->parser->get();
     ex->status_ = static_cast<int>(msg.result_int());
     ex->headers_.reserve(16);
@@ -395,6 +426,7 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
 }
 
 Exchange::~Exchange() {
+  if (cancel_) cancel_->on_cancel_ = nullptr;
   if (!conn_) return;
   if (done_ && !cancelled_ && conn_->parser && conn_->parser->keep_alive()) {
     conn_->parser.reset();

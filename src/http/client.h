@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,25 @@ struct ExchangeError {
 class UpstreamConn;
 class ClientImpl;
 
+// Lets another coroutine of the same event loop abort a Send() in progress (connecting,
+// waiting for headers) or the exchange it produced. Cancel() is idempotent.
+// Thread-safety: one event loop.
+class Cancellation {
+ public:
+  void Cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    if (on_cancel_) on_cancel_();
+  }
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend class Client;
+  friend class Exchange;
+  std::function<void()> on_cancel_;
+  bool cancelled_ = false;
+};
+
 // One request/response on a pooled connection. The body is read piece by piece, so streamed
 // responses pass through as they arrive.
 // Thread-safety: used by one coroutine on the event loop that created it. Cancel() may be
@@ -81,6 +101,7 @@ class Exchange {
   std::shared_ptr<UpstreamConn> conn_;
   ClientImpl* client_ = nullptr;
   std::string key_;  // the origin's pool key
+  Cancellation* cancel_ = nullptr;
   int status_ = 0;
   HeaderList headers_;
   bool done_ = false;
@@ -101,7 +122,9 @@ class Client {
 
   // Sends a request and waits for the response headers. The body is read from the Exchange.
   // A pooled connection that the server had closed is retried once on a fresh one.
-  Task<core::Result<std::unique_ptr<Exchange>>> Send(const Origin& origin, ClientRequest req);
+  // `cancel`, when given, aborts the send or the exchange; it must outlive the exchange.
+  Task<core::Result<std::unique_ptr<Exchange>>> Send(const Origin& origin, ClientRequest req,
+                                                     Cancellation* cancel = nullptr);
 
   // Closes pooled connections; later releases close instead of pooling. Call on the
   // client's event loop before that loop is destroyed: sockets must not outlive it.

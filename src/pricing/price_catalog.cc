@@ -14,7 +14,7 @@
 
 namespace llmscope::pricing {
 namespace internal {
-// Defined in the .cc that CMake generates from default_prices.yaml (embed_text.cmake).
+// Defined in the .cc that CMake generates from default_prices.yaml (cmake/embed_text.cmake).
 std::string_view DefaultPricesYaml();
 }  // namespace internal
 

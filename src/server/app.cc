@@ -1,0 +1,355 @@
+#include "server/app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "gateway/gateway.h"
+#include "logging/logger.h"
+#include "metrics/exposition.h"
+#include "metrics/process_collector.h"
+#include "metrics/registry.h"
+#include "pipeline/call_log.h"
+#include "pipeline/pipeline.h"
+#include "pricing/price_catalog.h"
+#include "server/config.h"
+#include "simulator/sim_server.h"
+#include "stats/llm_metrics.h"
+
+#ifndef LLMSCOPE_VERSION
+#define LLMSCOPE_VERSION "dev"
+#endif
+
+namespace llmscope::server {
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: llmscope <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--config FILE] [--listen HOST:PORT] [--ready-file FILE]\n"
+    "      Run the gateway. Without --config, the built-in default configuration\n"
+    "      (examples/llmscope.yaml) is used.\n"
+    "  simulate [--config FILE] [--listen HOST:PORT] [--ready-file FILE] [--threads N]\n"
+    "           [--latency-ms N] [--ttft-ms N] [--tokens-per-second N] [--error-rate P]\n"
+    "           [--seed N]\n"
+    "      Run only the LLM simulator (OpenAI and Anthropic wire formats).\n"
+    "  config check FILE   Validate a configuration file and list every problem.\n"
+    "  config default      Print the built-in default configuration.\n"
+    "  version             Print the version.\n";
+
+struct Flags {
+  std::string config;
+  std::string listen;
+  std::string ready_file;
+  std::vector<std::pair<std::string, std::string>> sim;  // simulate overrides
+  std::string threads;
+};
+
+bool ParseFlags(int argc, char** argv, int first, Flags& f, std::string& err) {
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string v;
+    auto eq = a.find('=');
+    if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    } else if (a.rfind("--", 0) == 0) {
+      if (i + 1 >= argc) {
+        err = "flag " + a + " needs a value";
+        return false;
+      }
+      v = argv[++i];
+    } else {
+      err = "unexpected argument '" + a + "'";
+      return false;
+    }
+    if (a == "--config")
+      f.config = v;
+    else if (a == "--listen")
+      f.listen = v;
+    else if (a == "--ready-file")
+      f.ready_file = v;
+    else if (a == "--threads")
+      f.threads = v;
+    else if (a == "--latency-ms" || a == "--ttft-ms" || a == "--tokens-per-second" ||
+             a == "--error-rate" || a == "--seed")
+      f.sim.emplace_back(a.substr(2), v);
+    else {
+      err = "unknown flag " + a;
+      return false;
+    }
+  }
+  return true;
+}
+
+core::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::NotFound("cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::optional<std::string> GetEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+core::Result<Config> LoadConfig(const std::string& path) {
+  if (path.empty()) return ParseConfig(DefaultConfigYaml(), "<built-in default config>", GetEnv);
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  return ParseConfig(*text, path, GetEnv);
+}
+
+bool WriteReadyFile(const std::string& path, uint16_t port) {
+  if (path.empty()) return true;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << "{\"port\":" << port << ",\"pid\":" << ::getpid() << "}\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Blocks SIGINT/SIGTERM in every thread (call before starting any), then waits for one.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a signal
+  return set;
+}
+
+int WaitForStopSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+core::Result<std::shared_ptr<const pricing::PriceCatalog>> LoadPrices(const Config& c) {
+  auto catalog = pricing::PriceCatalog::Default();
+  if (!catalog.ok()) return catalog.status();
+  for (const auto& f : c.pricing_files) {
+    auto text = ReadFile(f);
+    if (!text.ok()) return text.status();
+    auto extra = pricing::PriceCatalog::FromYaml(*text, f);
+    if (!extra.ok()) return extra.status();
+    if (auto st = catalog->Overlay(*extra); !st.ok()) return st;
+  }
+  if (!c.pricing_inline_yaml.empty()) {
+    auto extra = pricing::PriceCatalog::FromYaml(c.pricing_inline_yaml, "config pricing.models");
+    if (!extra.ok()) return extra.status();
+    if (auto st = catalog->Overlay(*extra); !st.ok()) return st;
+  }
+  return std::make_shared<const pricing::PriceCatalog>(std::move(catalog).value());
+}
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "llmscope: %s\n", what.c_str());
+  return 2;
+}
+
+int Serve(const Flags& flags) {
+  core::SystemClock clock;
+  auto cfg = LoadConfig(flags.config);
+  if (!cfg.ok()) return Fail("invalid configuration:\n" + cfg.status().message());
+  Config& c = *cfg;
+  if (!flags.listen.empty()) {
+    if (auto st = ParseListen(flags.listen, c.http.host, c.http.port); !st.ok()) {
+      return Fail(st.message());
+    }
+  }
+  if (c.http.threads <= 0)
+    c.http.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  logging::JsonLogger log(STDERR_FILENO, c.log_level, clock);
+  const sigset_t stop_signals = BlockStopSignals();
+
+  metrics::Registry registry;
+  registry.AddCollector(std::make_shared<metrics::ProcessCollector>());
+  if (auto bi =
+          registry.AddGauge("llmscope_build_info", "llmscope version; always 1.", {"version"});
+      bi.ok()) {
+    (*bi)->WithLabels({LLMSCOPE_VERSION}).Set(1);
+  }
+
+  auto prices = LoadPrices(c);
+  if (!prices.ok()) return Fail("invalid prices:\n" + prices.status().message());
+
+  pipeline::Pipeline pipe(c.pipeline, *prices, registry, log, clock);
+  auto llm_metrics = stats::LlmMetrics::Create(registry, c.stats);
+  if (!llm_metrics.ok()) return Fail(llm_metrics.status().ToString());
+  pipe.AddSink(llm_metrics->get());
+  std::unique_ptr<pipeline::JsonLinesCallLog> call_log;
+  if (c.calls_log != "off") {
+    pipeline::CallLogOptions clo;
+    clo.include_content = c.gateway.capture_content;
+    auto cl = pipeline::JsonLinesCallLog::Open(c.calls_log, clo, &log);
+    if (!cl.ok()) return Fail(cl.status().message());
+    call_log = std::move(cl).value();
+    pipe.AddSink(call_log.get());
+  }
+  if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
+
+  // Simulator upstreams run inside the process on their own loopback port, so that they
+  // take exactly the path real providers take.
+  std::vector<std::unique_ptr<simulator::SimServer>> sims;
+  for (auto& u : c.upstreams) {
+    if (u.kind != gateway::ProviderKind::kSimulator) continue;
+    simulator::SimServerOptions so;
+    so.http.host = "127.0.0.1";
+    so.http.port = 0;
+    so.http.threads = 1;
+    so.sim = c.simulator;
+    auto sim = simulator::SimServer::Create(so, clock);
+    if (!sim.ok()) return Fail("simulator: " + sim.status().message());
+    if (auto st = (*sim)->Start(); !st.ok()) return Fail("simulator: " + st.message());
+    u.origin = http::Origin{false, "127.0.0.1", (*sim)->port(), "/v1"};
+    sims.push_back(std::move(sim).value());
+  }
+
+  auto router = gateway::Router::Create(c.upstreams, c.routes);
+  if (!router.ok()) return Fail(router.status().message());
+  c.gateway.workers = c.http.threads;
+  auto gw =
+      gateway::Gateway::Create(c.gateway, std::move(router).value(), pipe, registry, clock, log);
+  if (!gw.ok()) return Fail(gw.status().message());
+  gateway::Gateway& gateway = **gw;
+
+  http::Server server(c.http, [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
+    const auto path = req.path();
+    if (gateway.Handles(req.method(), path)) {
+      co_await gateway.Handle(req, w);
+    } else if (path == "/metrics") {
+      auto format = metrics::NegotiateFormat(req.header("accept").value_or(""));
+      const http::HeaderList h{{"Content-Type", std::string(metrics::ContentType(format))}};
+      co_await w.Send(200, h, registry.Render(format));
+    } else if (path == "/healthz" || path == "/readyz") {
+      const http::HeaderList h{{"Content-Type", "text/plain"}};
+      co_await w.Send(200, h, "ok\n");
+    } else {
+      const http::HeaderList h{{"Content-Type", "application/json"}};
+      co_await w.Send(404, h,
+                      "{\"error\":{\"message\":\"no such endpoint; llmscope serves /v1/chat/"
+                      "completions, /v1/completions, /v1/embeddings, /v1/responses, "
+                      "/v1/messages, /v1/models, /metrics, /healthz, /readyz\","
+                      "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
+    }
+  });
+  server.OnWorkerStop([&](int worker) { gateway.ShutdownWorker(worker); });
+  if (auto st = server.Start(); !st.ok()) return Fail(st.message());
+  const std::string addr = c.http.host + ":" + std::to_string(server.port());
+  log.Info("listening", {{"addr", addr}, {"version", LLMSCOPE_VERSION}});
+  if (!WriteReadyFile(flags.ready_file, server.port())) {
+    log.Error("cannot write the ready file", {{"path", flags.ready_file}});
+  }
+
+  int sig = WaitForStopSignal(stop_signals);
+  log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  server.Stop();
+  for (auto& s : sims) s->Stop();
+  pipe.Stop();  // drains: every accepted call reaches metrics and the call log
+  log.Info("stopped");
+  return 0;
+}
+
+int Simulate(const Flags& flags) {
+  core::SystemClock clock;
+  simulator::SimServerOptions so;
+  if (!flags.config.empty()) {
+    auto cfg = LoadConfig(flags.config);
+    if (!cfg.ok()) return Fail("invalid configuration:\n" + cfg.status().message());
+    so.sim = cfg->simulator;
+  }
+  so.http.host = "127.0.0.1";
+  so.http.port = 8081;
+  if (!flags.listen.empty()) {
+    if (auto st = ParseListen(flags.listen, so.http.host, so.http.port); !st.ok()) {
+      return Fail(st.message());
+    }
+  }
+  so.http.threads = flags.threads.empty() ? 0 : std::atoi(flags.threads.c_str());
+  for (const auto& [k, v] : flags.sim) {
+    char* end = nullptr;
+    double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0')
+      return Fail("--" + k + " must be a number, got '" + v + "'");
+    if (k == "latency-ms") so.sim.latency = core::Nanos(static_cast<int64_t>(d * 1e6));
+    if (k == "ttft-ms") so.sim.ttft = core::Nanos(static_cast<int64_t>(d * 1e6));
+    if (k == "tokens-per-second") so.sim.tokens_per_second = d;
+    if (k == "error-rate") so.sim.error_rate = d;
+    if (k == "seed") so.sim.seed = static_cast<uint64_t>(d);
+  }
+  logging::JsonLogger log(STDERR_FILENO, core::LogLevel::kInfo, clock);
+  const sigset_t stop_signals = BlockStopSignals();
+  auto sim = simulator::SimServer::Create(so, clock);
+  if (!sim.ok()) return Fail(sim.status().message());
+  if (auto st = (*sim)->Start(); !st.ok()) return Fail(st.message());
+  log.Info("simulator listening", {{"addr", so.http.host + ":" + std::to_string((*sim)->port())}});
+  WriteReadyFile(flags.ready_file, (*sim)->port());
+  WaitForStopSignal(stop_signals);
+  (*sim)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("llmscope %s\n", LLMSCOPE_VERSION);
+    return 0;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "config") {
+    if (argc >= 3 && std::string(argv[2]) == "default") {
+      std::fwrite(DefaultConfigYaml().data(), 1, DefaultConfigYaml().size(), stdout);
+      return 0;
+    }
+    if (argc != 4 || std::string(argv[2]) != "check")
+      return Fail("usage: llmscope config check FILE");
+    auto cfg = LoadConfig(argv[3]);
+    if (!cfg.ok()) {
+      std::fprintf(stderr, "%s\n", cfg.status().message().c_str());
+      return 1;
+    }
+    if (auto prices = LoadPrices(*cfg); !prices.ok()) {
+      std::fprintf(stderr, "%s\n", prices.status().message().c_str());
+      return 1;
+    }
+    std::printf("%s: ok (%zu upstreams, %zu routes)\n", argv[3], cfg->upstreams.size(),
+                cfg->routes.size());
+    return 0;
+  }
+  Flags flags;
+  std::string err;
+  if (cmd == "serve" || cmd == "simulate") {
+    if (!ParseFlags(argc, argv, 2, flags, err)) return Fail(err + "\n" + kUsage);
+    return cmd == "serve" ? Serve(flags) : Simulate(flags);
+  }
+  return Fail("unknown command '" + cmd + "'\n" + kUsage);
+}
+
+}  // namespace llmscope::server

@@ -1,0 +1,308 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <set>
+
+namespace llmscope::server {
+
+namespace {
+
+// Collects every problem instead of stopping at the first, so one run of `llmscope serve`
+// or `llmscope config check` shows the user all that is wrong.
+class Problems {
+ public:
+  explicit Problems(std::string_view source) : source_(source) {}
+  void Add(const YAML::Node& at, std::string_view key, std::string_view problem) {
+    out_ += source_;
+    if (at.IsDefined() && at.Mark().line >= 0) out_ += ":" + std::to_string(at.Mark().line + 1);
+    out_ += ": ";
+    out_ += key;
+    out_ += ": ";
+    out_ += problem;
+    out_ += "\n";
+  }
+  bool empty() const { return out_.empty(); }
+  std::string str() const { return out_.substr(0, out_.size() - 1); }
+
+ private:
+  std::string source_;
+  std::string out_;
+};
+
+std::string Join(std::string_view where, std::string_view key) {
+  return where.empty() ? std::string(key) : std::string(where) + "." + std::string(key);
+}
+
+void CheckKeys(const YAML::Node& map, std::string_view where, std::set<std::string> allowed,
+               Problems& p) {
+  if (!map.IsMap()) return;
+  for (const auto& kv : map) {
+    auto k = kv.first.as<std::string>("");
+    if (!allowed.count(k)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      p.Add(kv.first, Join(where, k), "unknown key (expected one of: " + list + ")");
+    }
+  }
+}
+
+template <typename T>
+void Get(const YAML::Node& map, const char* key, std::string_view where, T& out, Problems& p) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return;
+  try {
+    out = n.as<T>();
+  } catch (const YAML::Exception&) {
+    std::string_view type = std::is_same_v<T, bool>          ? "a boolean"
+                            : std::is_same_v<T, std::string> ? "a string"
+                            : std::is_floating_point_v<T>    ? "a number"
+                                                             : "a whole number";
+    p.Add(n, Join(where, key), "must be " + std::string(type));
+  }
+}
+
+template <typename T>
+void GetPositive(const YAML::Node& map, const char* key, std::string_view where, T& out,
+                 Problems& p, bool allow_zero = false) {
+  T v = out;
+  Get(map, key, where, v, p);
+  if (map[key].IsDefined() && (v < 0 || (!allow_zero && v == 0))) {
+    p.Add(map[key], Join(where, key), allow_zero ? "must not be negative" : "must be positive");
+    return;
+  }
+  out = v;
+}
+
+void GetMillis(const YAML::Node& map, const char* key, std::string_view where, core::Nanos& out,
+               Problems& p, bool allow_zero = true) {
+  double ms = static_cast<double>(out.count()) / 1e6;
+  GetPositive(map, key, where, ms, p, allow_zero);
+  out = core::Nanos(static_cast<int64_t>(ms * 1e6));
+}
+
+}  // namespace
+
+core::Status ParseListen(std::string_view s, std::string& host, uint16_t& port) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return core::InvalidArgument("listen address '" + std::string(s) +
+                                 "' must be host:port, e.g. 127.0.0.1:8080");
+  }
+  std::string_view h = s.substr(0, colon), ps = s.substr(colon + 1);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), v);
+  if (ec != std::errc() || end != ps.data() + ps.size() || v > 65535) {
+    return core::InvalidArgument("listen address '" + std::string(s) + "' has a bad port");
+  }
+  host = std::string(h == "localhost" ? "127.0.0.1" : h);
+  port = static_cast<uint16_t>(v);
+  return core::Status::Ok();
+}
+
+core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
+                                 const EnvLookup& env) {
+  Config c;
+  Problems p(source);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    return core::InvalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) +
+                                 ": not valid YAML: " + e.msg);
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
+  CheckKeys(root, "",
+            {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
+             "pricing", "simulator", "upstreams", "routes"},
+            p);
+
+  std::string listen = "127.0.0.1:8080";
+  Get(root, "listen", "", listen, p);
+  if (auto st = ParseListen(listen, c.http.host, c.http.port); !st.ok()) {
+    p.Add(root["listen"], "listen", st.message());
+  }
+  GetPositive(root, "threads", "", c.http.threads, p, /*allow_zero=*/true);
+  GetPositive(root, "max_body_bytes", "", c.http.max_body_bytes, p);
+
+  if (auto g = root["gateway"]; g.IsDefined()) {
+    CheckKeys(g, "gateway", {"capture_content", "max_captured_bytes", "overhead_header"}, p);
+    Get(g, "capture_content", "gateway", c.gateway.capture_content, p);
+    GetPositive(g, "max_captured_bytes", "gateway", c.gateway.max_captured_bytes, p);
+    Get(g, "overhead_header", "gateway", c.gateway.overhead_header, p);
+  }
+  if (auto l = root["logs"]; l.IsDefined()) {
+    CheckKeys(l, "logs", {"calls", "level"}, p);
+    Get(l, "calls", "logs", c.calls_log, p);
+    std::string level = "info";
+    Get(l, "level", "logs", level, p);
+    bool ok = true;
+    if (level == "debug")
+      c.log_level = core::LogLevel::kDebug;
+    else if (level == "info")
+      c.log_level = core::LogLevel::kInfo;
+    else if (level == "warn")
+      c.log_level = core::LogLevel::kWarn;
+    else if (level == "error")
+      c.log_level = core::LogLevel::kError;
+    else
+      ok = false;
+    if (!ok) p.Add(l["level"], "logs.level", "must be debug, info, warn or error");
+  }
+  if (auto q = root["pipeline"]; q.IsDefined()) {
+    CheckKeys(q, "pipeline", {"queue_capacity", "max_batch", "max_batch_delay_ms"}, p);
+    GetPositive(q, "queue_capacity", "pipeline", c.pipeline.queue_capacity, p);
+    GetPositive(q, "max_batch", "pipeline", c.pipeline.max_batch, p);
+    GetMillis(q, "max_batch_delay_ms", "pipeline", c.pipeline.max_batch_delay, p, false);
+  }
+  if (auto m = root["metrics"]; m.IsDefined()) {
+    CheckKeys(m, "metrics", {"series_cap"}, p);
+    GetPositive(m, "series_cap", "metrics", c.stats.series_cap, p);
+  }
+  if (auto pr = root["pricing"]; pr.IsDefined()) {
+    CheckKeys(pr, "pricing", {"files", "models"}, p);
+    if (auto f = pr["files"]; f.IsDefined()) {
+      if (!f.IsSequence()) {
+        p.Add(f, "pricing.files", "must be a list of paths");
+      } else {
+        for (const auto& e : f) c.pricing_files.push_back(e.as<std::string>(""));
+      }
+    }
+    if (auto m = pr["models"]; m.IsDefined()) {
+      YAML::Emitter e;
+      YAML::Node wrap(YAML::NodeType::Map);
+      wrap["models"] = m;
+      e << wrap;
+      c.pricing_inline_yaml = e.c_str();
+    }
+  }
+  if (auto s = root["simulator"]; s.IsDefined()) {
+    CheckKeys(s, "simulator",
+              {"latency_ms", "ttft_ms", "tokens_per_second", "min_output_tokens",
+               "max_output_tokens", "error_rate", "seed", "embedding_dims"},
+              p);
+    GetMillis(s, "latency_ms", "simulator", c.simulator.latency, p);
+    GetMillis(s, "ttft_ms", "simulator", c.simulator.ttft, p);
+    GetPositive(s, "tokens_per_second", "simulator", c.simulator.tokens_per_second, p);
+    GetPositive(s, "min_output_tokens", "simulator", c.simulator.min_output_tokens, p, true);
+    GetPositive(s, "max_output_tokens", "simulator", c.simulator.max_output_tokens, p, true);
+    Get(s, "error_rate", "simulator", c.simulator.error_rate, p);
+    Get(s, "seed", "simulator", c.simulator.seed, p);
+    GetPositive(s, "embedding_dims", "simulator", c.simulator.embedding_dims, p);
+    if (auto st = simulator::ValidateOptions(c.simulator); !st.ok()) {
+      p.Add(s, "simulator", st.message());
+    }
+  }
+
+  const YAML::Node ups = root["upstreams"];
+  if (ups.IsDefined() && !ups.IsSequence()) p.Add(ups, "upstreams", "must be a list");
+  if (ups.IsSequence()) {
+    for (size_t i = 0; i < ups.size(); ++i) {
+      const YAML::Node u = ups[i];
+      std::string where = "upstreams[" + std::to_string(i) + "]";
+      if (!u.IsMap()) {
+        p.Add(u, where, "must be a map");
+        continue;
+      }
+      CheckKeys(
+          u, where,
+          {"name", "kind", "base_url", "api_key_env", "connect_timeout_ms", "first_byte_timeout_ms",
+           "idle_timeout_ms", "max_idle_connections", "headers", "ca_file", "verify_tls"},
+          p);
+      gateway::Upstream up;
+      Get(u, "name", where, up.name, p);
+      if (up.name.empty()) p.Add(u, where + ".name", "is required");
+      std::string kind;
+      Get(u, "kind", where, kind, p);
+      if (auto k = gateway::ParseProviderKind(kind); k.ok()) {
+        up.kind = *k;
+      } else {
+        p.Add(u["kind"].IsDefined() ? u["kind"] : u, where + ".kind", k.status().message());
+      }
+      std::string base_url;
+      Get(u, "base_url", where, base_url, p);
+      if (up.kind == gateway::ProviderKind::kSimulator) {
+        if (!base_url.empty()) {
+          p.Add(u["base_url"], where + ".base_url",
+                "a simulator upstream runs inside llmscope and takes no base_url");
+        }
+      } else if (base_url.empty()) {
+        p.Add(u, where + ".base_url", "is required for kind " + kind);
+      } else if (auto o = http::Origin::Parse(base_url); o.ok()) {
+        up.origin = *o;
+      } else {
+        p.Add(u["base_url"], where + ".base_url", o.status().message());
+      }
+      Get(u, "api_key_env", where, up.api_key_env, p);
+      if (!up.api_key_env.empty()) up.api_key = env(up.api_key_env).value_or("");
+      GetMillis(u, "connect_timeout_ms", where, up.client.connect_timeout, p, false);
+      GetMillis(u, "first_byte_timeout_ms", where, up.client.first_byte_timeout, p, false);
+      GetMillis(u, "idle_timeout_ms", where, up.client.idle_timeout, p, false);
+      GetPositive(u, "max_idle_connections", where, up.client.max_idle_per_origin, p, true);
+      Get(u, "ca_file", where, up.client.ca_file, p);
+      Get(u, "verify_tls", where, up.client.verify_tls, p);
+      if (auto h = u["headers"]; h.IsDefined()) {
+        if (!h.IsMap()) {
+          p.Add(h, where + ".headers", "must be a map of header name to value");
+        } else {
+          for (const auto& kv : h) {
+            up.extra_headers.emplace_back(kv.first.as<std::string>(""),
+                                          kv.second.as<std::string>(""));
+          }
+        }
+      }
+      c.upstreams.push_back(std::move(up));
+    }
+  }
+
+  const YAML::Node routes = root["routes"];
+  if (routes.IsDefined() && !routes.IsSequence()) p.Add(routes, "routes", "must be a list");
+  if (routes.IsSequence()) {
+    for (size_t i = 0; i < routes.size(); ++i) {
+      const YAML::Node r = routes[i];
+      std::string where = "routes[" + std::to_string(i) + "]";
+      if (!r.IsMap()) {
+        p.Add(r, where, "must be a map");
+        continue;
+      }
+      CheckKeys(r, where, {"model", "prefix", "glob", "upstream", "strip_prefix"}, p);
+      gateway::Route route;
+      int kinds = 0;
+      if (r["model"].IsDefined()) {
+        route.match = gateway::MatchKind::kExact;
+        Get(r, "model", where, route.pattern, p);
+        ++kinds;
+      }
+      if (r["prefix"].IsDefined()) {
+        route.match = gateway::MatchKind::kPrefix;
+        Get(r, "prefix", where, route.pattern, p);
+        ++kinds;
+      }
+      if (r["glob"].IsDefined()) {
+        route.match = gateway::MatchKind::kGlob;
+        Get(r, "glob", where, route.pattern, p);
+        ++kinds;
+      }
+      if (kinds != 1) p.Add(r, where, "needs exactly one of model, prefix or glob");
+      Get(r, "upstream", where, route.upstream, p);
+      Get(r, "strip_prefix", where, route.strip_prefix, p);
+      if (route.upstream.empty()) p.Add(r, where + ".upstream", "is required");
+      c.routes.push_back(std::move(route));
+    }
+  }
+  if (c.routes.empty() && p.empty()) {
+    p.Add(root, "routes", "at least one route is needed, e.g. {prefix: \"sim/\", upstream: sim}");
+  }
+  if (p.empty()) {
+    // Cross-checks that need the whole file: every route names an upstream that exists.
+    auto router = gateway::Router::Create(c.upstreams, c.routes);
+    if (!router.ok()) p.Add(root, "routes", router.status().message());
+  }
+  if (!p.empty()) return core::InvalidArgument(p.str());
+  return c;
+}
+
+}  // namespace llmscope::server

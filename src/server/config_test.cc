@@ -1,0 +1,90 @@
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+namespace llmscope::server {
+namespace {
+
+std::optional<std::string> Env(const std::string& name) {
+  if (name == "OPENAI_API_KEY") return "sk-test";
+  return std::nullopt;
+}
+
+TEST(ConfigTest, DefaultConfigParses) {
+  auto c = ParseConfig(DefaultConfigYaml(), "default", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->http.host, "127.0.0.1");
+  EXPECT_EQ(c->http.port, 8080);
+  ASSERT_GE(c->upstreams.size(), 2u);
+  EXPECT_EQ(c->upstreams[0].kind, gateway::ProviderKind::kSimulator);
+  EXPECT_EQ(c->upstreams[1].api_key, "sk-test") << "keys come from the environment";
+  auto router = gateway::Router::Create(c->upstreams, c->routes);
+  ASSERT_TRUE(router.ok());
+  EXPECT_EQ(router->Resolve("sim/gpt-4o-mini")->upstream->name, "sim");
+  EXPECT_EQ(router->Resolve("gpt-4o")->upstream->name, "openai");
+  EXPECT_EQ(router->Resolve("claude-sonnet-4-5")->upstream->name, "anthropic");
+  EXPECT_EQ(router->Resolve("local/llama3")->upstream_model, "llama3");
+}
+
+TEST(ConfigTest, ListsEveryProblemWithItsLine) {
+  const char* yaml =
+      "listen: nowhere\n"
+      "threads: -1\n"
+      "colour: blue\n"
+      "upstreams:\n"
+      "  - name: a\n"
+      "    kind: openia\n"
+      "    base_url: ftp://x\n"
+      "  - kind: openai\n"
+      "routes:\n"
+      "  - prefix: sim/\n"
+      "    glob: '*'\n"
+      "    upstream: a\n";
+  auto c = ParseConfig(yaml, "bad.yaml", Env);
+  ASSERT_FALSE(c.ok());
+  const std::string m = c.status().message();
+  EXPECT_NE(m.find("bad.yaml:1: listen: listen address 'nowhere' must be host:port"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bad.yaml:2: threads: must not be negative"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.yaml:3: colour: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown provider kind 'openia'"), std::string::npos) << m;
+  EXPECT_NE(m.find("upstreams[1].name: is required"), std::string::npos) << m;
+  EXPECT_NE(m.find("needs exactly one of model, prefix or glob"), std::string::npos) << m;
+}
+
+TEST(ConfigTest, RouteToUnknownUpstreamIsRejected) {
+  auto c = ParseConfig(
+      "upstreams: [{name: sim, kind: simulator}]\nroutes: [{prefix: 'x/', upstream: nope}]\n",
+      "f.yaml", Env);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("unknown upstream 'nope'"), std::string::npos);
+}
+
+TEST(ConfigTest, RejectsBrokenYamlAndWrongTypes) {
+  auto broken = ParseConfig("listen: [\n", "b.yaml", Env);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("not valid YAML"), std::string::npos);
+  auto typed = ParseConfig(
+      "gateway: {capture_content: maybe}\nupstreams: [{name: s, kind: simulator}]\n"
+      "routes: [{prefix: 's/', upstream: s}]\n",
+      "t.yaml", Env);
+  ASSERT_FALSE(typed.ok());
+  EXPECT_NE(typed.status().message().find("gateway.capture_content: must be a boolean"),
+            std::string::npos)
+      << typed.status().message();
+}
+
+TEST(ConfigTest, ListenParsing) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(ParseListen("localhost:0", host, port).ok());
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 0);
+  ASSERT_TRUE(ParseListen("[::1]:9000", host, port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_FALSE(ParseListen("127.0.0.1:70000", host, port).ok());
+}
+
+}  // namespace
+}  // namespace llmscope::server
