@@ -8,7 +8,7 @@ WANT_TEST=1
 [ "${1:-}" = "--no-test-deps" ] && WANT_TEST=0
 
 BUILD_PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
-  libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev)
+  libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev)
 TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev python3 prometheus wrk nginx-light)
 
 missing=()

@@ -100,6 +100,9 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
   UpstreamConn(asio::any_io_executor ex, ssl::context* tls_ctx)
       : socket_(ex), resolver_(ex), timer_(ex) {
     if (tls_ctx) tls_.emplace(socket_, *tls_ctx);
+    // Beast reads at most the buffer's free capacity (512 bytes when empty): reserve room
+    // so that a burst of SSE events arrives in one read, not one per 512 bytes.
+    buffer_.reserve(kBodyChunk);
   }
 
   bool is_tls() const { return tls_.has_value(); }
@@ -186,6 +189,18 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
     }
     auto [ec, n] = co_await beast::http::async_read_some(socket_, buffer_, p, kNoThrow);
     co_return ec;
+  }
+
+  // Parses body bytes already received into the parser's body buffer without another read,
+  // so that one ReadSome returns every chunk that arrived together (an SSE burst becomes one
+  // client write instead of one per event).
+  void DrainBuffered(Parser& p) {
+    boost::system::error_code ec;
+    while (buffer_.size() > 0 && !p.is_done() && p.get().body().size > 0) {
+      size_t n = p.put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec || n == 0) break;  // need_more / need_buffer: wait for the next read
+    }
   }
 
   std::optional<Parser> parser;
@@ -464,6 +479,7 @@ Task<core::Result<std::string_view>> Exchange::ReadSome() {
     conn.SetDeadline(client_->options.idle_timeout);
     auto ec = co_await conn.ReadSome(p);
     if (ec == beast::http::error::need_buffer) ec = {};
+    if (!ec) conn.DrainBuffered(p);
     size_t n = kBodyChunk - p.get().body().size;
     if (ec) {
       if (cancelled_) co_return core::Status(core::StatusCode::kCancelled, "exchange cancelled");

@@ -49,7 +49,9 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
         options_(options),
         handler_(handler),
         worker_(worker),
-        idle_timer_(socket_.get_executor()) {}
+        idle_timer_(socket_.get_executor()) {
+    buffer_.reserve(8192);  // Beast reads at most the free capacity: read requests whole
+  }
 
   Task<void> Run() {
     auto self = shared_from_this();
