@@ -2,18 +2,19 @@
 # Starts llmscope in the foreground as a benchmark candidate: `candidate.sh PORT UPSTREAM_URL`
 # routes every model to the OpenAI-compatible upstream at UPSTREAM_URL (e.g.
 # http://127.0.0.1:9001/v1) and listens on 127.0.0.1:PORT. The call log goes to a file in
-# $WORK (default /tmp/perf) so that writing it is part of the measured cost, as in production.
+# $WORK (default /tmp/perf), or to CALLS_LOG, so that writing it is part of the measured cost.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${LLMSCOPE_BIN:-$HERE/../build/release/llmscope}
 WORK=${WORK:-/tmp/perf}
 mkdir -p "$WORK"
 cfg="$WORK/llmscope-bench-$1.yaml"
+calls=${CALLS_LOG:-$WORK/llmscope-calls-$1.jsonl}
 cat >"$cfg" <<YAML
 listen: 127.0.0.1:$1
 threads: ${LLMSCOPE_THREADS:-0}
 logs:
-  calls: $WORK/llmscope-calls-$1.jsonl
+  calls: $calls
   level: warn
 upstreams:
   - name: bench
@@ -23,5 +24,5 @@ routes:
   - glob: "*"
     upstream: bench
 YAML
-: >"$WORK/llmscope-calls-$1.jsonl"
+[ "$calls" = /dev/null ] || : >"$calls"
 exec "$BIN" serve --config "$cfg"
