@@ -1145,6 +1145,24 @@ std::string AnthropicErrorBody(std::string_view type, std::string_view message) 
   return out;
 }
 
+bool AppendWithoutNullUsage(std::string_view raw, std::string& out) {
+  // Providers serialize the field as the object's last or first member; a textual cut of
+  // the exact member keeps the rest of the event byte for byte. Only one occurrence is
+  // top-level: nested objects have no `usage` member in these dialects.
+  static constexpr std::string_view kTrailing = ",\"usage\":null";
+  static constexpr std::string_view kLeading = "\"usage\":null,";
+  size_t pos = raw.find(kTrailing);
+  size_t len = kTrailing.size();
+  if (pos == std::string_view::npos) {
+    pos = raw.find(kLeading);
+    len = kLeading.size();
+  }
+  if (pos == std::string_view::npos) return false;
+  out.append(raw.substr(0, pos));
+  out.append(raw.substr(pos + len));
+  return true;
+}
+
 std::string JsonString(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

@@ -155,6 +155,12 @@ std::string OpenAiErrorBody(std::string_view message, std::string_view type,
 std::string AnthropicErrorBody(std::string_view type, std::string_view message);
 
 // Rough token count of text: ceil(chars / 4); 0 for 0.
+// When `raw` (one SSE event of a chat or text completion stream) carries a top-level
+// `"usage":null`, appends the event without it to `out` and returns true; otherwise appends
+// nothing and returns false. Used when llmscope asked the provider for usage on the
+// client's behalf: providers then add `"usage":null` to every chunk.
+bool AppendWithoutNullUsage(std::string_view raw, std::string& out);
+
 // `s` as a quoted JSON string, escaped (invalid UTF-8 is kept byte for byte).
 std::string JsonString(std::string_view s);
 

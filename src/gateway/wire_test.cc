@@ -1105,3 +1105,26 @@ TEST(DialectTest, ForEndpoint) {
 
 }  // namespace
 }  // namespace llmscope::gateway
+
+namespace llmscope::gateway {
+namespace {
+
+TEST(NullUsageTest, RemovesTheTopLevelNullUsageMemberOnly) {
+  std::string out;
+  std::string_view trailing =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],"
+      "\"usage\":null}\n\n";
+  ASSERT_TRUE(AppendWithoutNullUsage(trailing, out));
+  EXPECT_EQ(out,
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n");
+  out.clear();
+  ASSERT_TRUE(AppendWithoutNullUsage("data: {\"usage\":null,\"id\":\"c\"}\n\n", out));
+  EXPECT_EQ(out, "data: {\"id\":\"c\"}\n\n");
+  out.clear();
+  EXPECT_FALSE(
+      AppendWithoutNullUsage("data: {\"id\":\"c\",\"usage\":{\"prompt_tokens\":1}}\n\n", out));
+  EXPECT_TRUE(out.empty());
+}
+
+}  // namespace
+}  // namespace llmscope::gateway

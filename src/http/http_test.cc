@@ -155,6 +155,37 @@ TEST_F(HttpTest, RejectsOversizedBodyWith413) {
   EXPECT_EQ(status, 413);
 }
 
+TEST_F(HttpTest, OversizedBodyCanBeAnsweredByTheHandler) {
+  ServerOptions o;
+  o.max_body_bytes = 100;
+  o.pass_body_too_large = true;
+  TestServer ts(
+      [](Request& req, ResponseWriter& w) -> Task<void> {
+        const HeaderList h{{"Content-Type", "text/plain"}};
+        if (req.body_too_large()) {
+          co_await w.Send(413, h, "mine: " + std::string(req.path()));
+        } else {
+          co_await w.Send(200, h, req.body());
+        }
+      },
+      o);
+  auto client = NewClient();
+  auto got = RunClient<std::pair<int, std::string>>([&]() -> Task<std::pair<int, std::string>> {
+    auto small = co_await client->Send(ts.origin, Post("/ok", "tiny"));
+    std::string b1;
+    (void)co_await (*small)->ReadAll(b1);
+    EXPECT_EQ(b1, "tiny");
+    auto ex = co_await client->Send(ts.origin, Post("/v1/messages", std::string(1000, 'x')));
+    EXPECT_TRUE(ex.ok());
+    std::string body;
+    (void)co_await (*ex)->ReadAll(body);
+    EXPECT_EQ((*ex)->header("connection").value_or(""), "close");
+    co_return std::make_pair((*ex)->status(), body);
+  });
+  EXPECT_EQ(got.first, 413);
+  EXPECT_EQ(got.second, "mine: /v1/messages");
+}
+
 TEST_F(HttpTest, MalformedRequestGets400) {
   TestServer ts(
       [](Request&, ResponseWriter& w) -> Task<void> { co_await w.Send(200, HeaderList(), "ok"); });

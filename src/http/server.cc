@@ -233,12 +233,17 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
     parser.body_limit(options_.max_body_bytes);
     auto [ec, n] = co_await beast::http::async_read_header(socket_, buffer_, parser, kNoThrow);
-    if (ec) {
+    // A body over the limit is not answered here: the handler gets the request (headers,
+    // no body) marked body_too_large(), so that it can answer in its own protocol's error
+    // shape and record the call. The connection closes afterwards (the body is unread).
+    bool too_large = false;
+    if (ec == beast::http::error::body_limit) {
+      // Content-Length already over the limit: Beast stops right after the header, whose
+      // fields are all parsed.
+      too_large = true;
+    } else if (ec) {
       if (ec == beast::http::error::header_limit) {
         co_return co_await SendError(431, "request headers exceed the configured limit");
-      }
-      if (ec == beast::http::error::body_limit) {  // Content-Length already over the limit
-        co_return co_await SendError(413, "request body exceeds the configured limit");
       }
       if (ec != beast::http::error::end_of_stream && ec != asio::error::operation_aborted &&
           ec != asio::error::eof && ec != asio::error::connection_reset &&
@@ -251,28 +256,26 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     in_handler_ = true;  // the idle timeout does not apply while a request is in progress
     auto& hdr = parser.get();
     if (auto len = parser.content_length(); len && *len > options_.max_body_bytes) {
-      in_handler_ = false;
-      co_return co_await SendError(413, "request body exceeds the configured limit");
+      too_large = true;
     }
     if (auto it = hdr.find(beast::http::field::expect);
-        it != hdr.end() && beast::iequals(it->value(), "100-continue")) {
+        !too_large && it != hdr.end() && beast::iequals(it->value(), "100-continue")) {
       auto [wec, wn] = co_await asio::async_write(
           socket_, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
       if (wec) co_return false;
     }
-    if (!parser.is_done()) {
+    if (!too_large && !parser.is_done()) {
       auto [bec, bn] = co_await beast::http::async_read(socket_, buffer_, parser, kNoThrow);
-      if (bec) {
+      if (bec == beast::http::error::body_limit) {
+        too_large = true;  // chunked body that grew past the limit
+      } else if (bec) {
         in_handler_ = false;
-        if (bec == beast::http::error::body_limit) {
-          co_return co_await SendError(413, "request body exceeds the configured limit");
-        }
         co_return false;
       }
     }
 
     Request req;
-    auto msg = parser.release();
+    auto& msg = parser.get();
     req.method_ = std::string(msg.method_string());
     req.target_ = std::string(msg.target());
     size_t total = 0;
@@ -294,8 +297,13 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
                               block.substr(offs[i].second, f.value().size())});
       ++i;
     }
-    keep_alive_ = msg.keep_alive();
-    req.body_ = std::move(msg.body());
+    keep_alive_ = msg.keep_alive() && !too_large;
+    req.body_too_large_ = too_large;
+    if (!too_large) req.body_ = std::move(msg.body());
+    if (too_large && !options_.pass_body_too_large) {
+      in_handler_ = false;
+      co_return co_await SendError(413, "request body exceeds the configured limit");
+    }
     req.worker_ = worker_;
     req.received_at_ = received;
 

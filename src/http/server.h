@@ -22,6 +22,9 @@ struct ServerOptions {
   size_t max_body_bytes = 8 << 20;     // larger request bodies get 413
   size_t max_header_bytes = 64 << 10;  // larger request headers get 431
   core::Nanos idle_timeout = std::chrono::seconds(75);  // keep-alive idle before close
+  // false: a body over max_body_bytes gets a generic 413 from the server. true: the
+  // handler receives the request marked body_too_large() and answers it itself.
+  bool pass_body_too_large = false;
 };
 
 // One parsed request. Header and body views live as long as the Request.
@@ -34,6 +37,9 @@ class Request {
   std::optional<std::string_view> header(std::string_view name) const;
   const std::vector<Header>& headers() const { return headers_; }
   const std::string& body() const { return body_; }
+  // The body exceeded ServerOptions::max_body_bytes and was not read: body() is empty and
+  // the handler must answer 413 (the connection closes after the response).
+  bool body_too_large() const { return body_too_large_; }
   std::string& mutable_body() { return body_; }
   // Which server thread runs this request: index into per-thread state owned by the handler.
   int worker() const { return worker_; }
@@ -47,6 +53,7 @@ class Request {
   std::vector<Header> headers_;
   std::string body_;
   int worker_ = 0;
+  bool body_too_large_ = false;
   core::MonoTime received_at_{};
 };
 

@@ -226,6 +226,7 @@ int Serve(const Flags& flags) {
   auto router = gateway::Router::Create(c.upstreams, c.routes);
   if (!router.ok()) return Fail(router.status().message());
   c.gateway.workers = c.http.threads;
+  c.http.pass_body_too_large = true;  // the gateway answers 413 in the caller's dialect
   auto gw =
       gateway::Gateway::Create(c.gateway, std::move(router).value(), pipe, registry, clock, log);
   if (!gw.ok()) return Fail(gw.status().message());
@@ -235,6 +236,12 @@ int Serve(const Flags& flags) {
     const auto path = req.path();
     if (gateway.Handles(req.method(), path)) {
       co_await gateway.Handle(req, w);
+    } else if (req.body_too_large()) {
+      const http::HeaderList h{{"Content-Type", "application/json"}};
+      co_await w.Send(413, h,
+                      "{\"error\":{\"message\":\"request body exceeds the configured limit "
+                      "(max_body_bytes)\",\"type\":\"invalid_request_error\",\"param\":null,"
+                      "\"code\":\"request_too_large\"}}");
     } else if (path == "/metrics") {
       auto format = metrics::NegotiateFormat(req.header("accept").value_or(""));
       const http::HeaderList h{{"Content-Type", std::string(metrics::ContentType(format))}};
