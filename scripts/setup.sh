@@ -9,7 +9,8 @@ WANT_TEST=1
 
 BUILD_PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev)
-TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev python3 prometheus wrk nginx-light)
+TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev python3 clang-format prometheus wrk
+  nginx-light openssl)
 
 missing=()
 pkgs=("${BUILD_PKGS[@]}")

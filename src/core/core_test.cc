@@ -47,3 +47,25 @@ TEST(LlmCallTest, DerivedTimings) {
 
 }  // namespace
 }  // namespace llmscope::core
+
+#include "core/json_string.h"
+
+namespace llmscope::core {
+namespace {
+
+TEST(JsonStringTest, EscapesAndRepairs) {
+  EXPECT_EQ(JsonString("plain"), "\"plain\"");
+  EXPECT_EQ(JsonString("q\"b\\n\nt\t\x01"), "\"q\\\"b\\\\n\\nt\\t\\u0001\"");
+  EXPECT_EQ(JsonString("caf\xC3\xA9 \xE2\x82\xAC"), "\"caf\xC3\xA9 \xE2\x82\xAC\"");
+  // Invalid UTF-8: a stray byte, a truncated sequence, an overlong form, a surrogate.
+  EXPECT_EQ(JsonString("a\xff"
+                       "b"),
+            "\"a\xEF\xBF\xBD"
+            "b\"");
+  EXPECT_EQ(JsonString("\xE2\x82"), "\"\xEF\xBF\xBD\"");
+  EXPECT_EQ(JsonString("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_EQ(JsonString("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace llmscope::core

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/json_string.h"
 #include "gateway/sse.h"
 #include "gateway/wire.h"
 
@@ -216,8 +217,9 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     for (const auto& r : router_.routes()) {
       if (!first) body += ',';
       first = false;
-      body += "{\"id\":" + JsonString(r.pattern + (r.match == MatchKind::kPrefix ? "*" : "")) +
-              ",\"object\":\"model\",\"created\":0,\"owned_by\":" + JsonString(r.upstream) + "}";
+      body +=
+          "{\"id\":" + core::JsonString(r.pattern + (r.match == MatchKind::kPrefix ? "*" : "")) +
+          ",\"object\":\"model\",\"created\":0,\"owned_by\":" + core::JsonString(r.upstream) + "}";
     }
     body += "]}";
     const HeaderList h{{"Content-Type", "application/json"}};
@@ -346,7 +348,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   if (match->upstream_model != facts->model) {
     // strip_prefix routes: rename the model in the body. The rename is textual on the
     // exact JSON string value, which ParseRequest has just validated.
-    std::string from = JsonString(facts->model), to = JsonString(match->upstream_model);
+    std::string from = core::JsonString(facts->model), to = core::JsonString(match->upstream_model);
     if (auto pos = ureq.body.find(from); pos != std::string::npos)
       ureq.body.replace(pos, from.size(), to);
   }

@@ -161,9 +161,6 @@ std::string AnthropicErrorBody(std::string_view type, std::string_view message);
 // client's behalf: providers then add `"usage":null` to every chunk.
 bool AppendWithoutNullUsage(std::string_view raw, std::string& out);
 
-// `s` as a quoted JSON string, escaped (invalid UTF-8 is kept byte for byte).
-std::string JsonString(std::string_view s);
-
 int64_t EstimateTokens(size_t chars);
 
 }  // namespace llmscope::gateway

@@ -1128,3 +1128,53 @@ TEST(NullUsageTest, RemovesTheTopLevelNullUsageMemberOnly) {
 
 }  // namespace
 }  // namespace llmscope::gateway
+
+namespace llmscope::gateway {
+namespace {
+
+std::string ChunkEvent(std::string_view delta, std::string_view finish = "null") {
+  return std::string("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,") +
+         "\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{\"index\":0,\"delta\":" +
+         std::string(delta) + ",\"finish_reason\":" + std::string(finish) + "}]}\n\n";
+}
+
+// After the first content chunk most chunks are scanned rather than parsed; what the
+// observer records must not change: content length, finish reason, usage, terminator.
+TEST(StreamObserverFastPathTest, RecordsTheSameFactsAsAFullParse) {
+  std::string stream = ChunkEvent(R"({"role":"assistant","content":""})");
+  std::string text;
+  for (int i = 0; i < 30; ++i) {
+    std::string word = " w" + std::to_string(i);
+    text += word;
+    stream += ChunkEvent("{\"content\":\"" + word + "\"}");
+  }
+  text += " caf\xC3\xA9\n";  // escaped on the wire: counted decoded, like a full parse
+  stream += ChunkEvent(R"({"content":" caf\u00e9\n"})");
+  stream += ChunkEvent("{}", "\"stop\"");
+  stream +=
+      "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":"
+      "{\"prompt_tokens\":9,\"completion_tokens\":30,\"total_tokens\":39}}\n\ndata: [DONE]\n\n";
+  SseTap tap;
+  StreamObserver obs(Dialect::kChatCompletions, /*strip_usage_only_chunk=*/true);
+  std::string out;
+  int content_events = 0;
+  tap.Feed(stream, out, [&](const SseEvent& e) {
+    auto v = obs.OnEvent(e);
+    content_events += v.content;
+    return v.forward;
+  });
+  const ResponseFacts& f = obs.facts();
+  EXPECT_EQ(content_events, 31);
+  EXPECT_EQ(f.content_chars, text.size());
+  EXPECT_EQ(f.response_model, "gpt-4o-mini-2024-07-18");
+  ASSERT_EQ(f.finish_reasons.size(), 1u);
+  EXPECT_EQ(f.finish_reasons[0], "stop");
+  ASSERT_TRUE(f.usage.has_value());
+  EXPECT_EQ(f.usage->input, 9);
+  EXPECT_EQ(f.usage->output, 30);
+  EXPECT_TRUE(f.terminated);
+  EXPECT_EQ(out.find("\"choices\":[]"), std::string::npos) << "usage-only chunk stripped";
+}
+
+}  // namespace
+}  // namespace llmscope::gateway

@@ -4,6 +4,8 @@
 
 #include <ctime>
 
+#include "core/json_string.h"
+
 namespace llmscope::logging {
 
 core::LogLevel ParseLevel(std::string_view s, bool* ok) {
@@ -14,40 +16,6 @@ core::LogLevel ParseLevel(std::string_view s, bool* ok) {
   if (s == "error") return core::LogLevel::kError;
   *ok = false;
   return core::LogLevel::kInfo;
-}
-
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
 }
 
 void JsonLogger::Log(core::LogLevel level, std::string_view message,
@@ -68,12 +36,12 @@ void JsonLogger::Log(core::LogLevel level, std::string_view message,
   line += "\",\"level\":\"";
   line += kNames[static_cast<int>(level)];
   line += "\",\"msg\":";
-  AppendJsonString(line, message);
+  core::AppendJsonString(line, message);
   for (const auto& [k, v] : fields) {
     line += ',';
-    AppendJsonString(line, k);
+    core::AppendJsonString(line, k);
     line += ':';
-    AppendJsonString(line, v);
+    core::AppendJsonString(line, v);
   }
   line += "}\n";
   for (size_t off = 0; off < line.size();) {

@@ -29,7 +29,4 @@ class JsonLogger final : public core::Logger {
   const core::Clock& clock_;
 };
 
-// Appends `s` to `out` as a JSON string (quotes included), escaping control characters.
-void AppendJsonString(std::string& out, std::string_view s);
-
 }  // namespace llmscope::logging

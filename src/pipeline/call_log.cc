@@ -12,95 +12,10 @@
 #include <optional>
 #include <utility>
 
+#include "core/json_string.h"
+
 namespace llmscope::pipeline {
 namespace {
-
-// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when ill-formed; then
-// `*bad` is the length of its maximal subpart (>= 1), which becomes one U+FFFD (the
-// Unicode "substitution of maximal subparts" practice, as browsers decode).
-size_t Utf8Sequence(std::string_view s, size_t i, size_t* bad) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;  // no overlongs
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;  // no overlongs
-    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    *bad = 1;  // stray continuation byte, C0/C1, F5..FF
-    return 0;
-  }
-  size_t k = 1;
-  for (; k < len && i + k < s.size(); ++k) {
-    const unsigned char ck = b(k);
-    const bool ok = k == 1 ? (ck >= lo && ck <= hi) : (ck >= 0x80 && ck <= 0xBF);
-    if (!ok) break;
-  }
-  if (k == len) return len;
-  *bad = k;
-  return 0;
-}
-
-void AppendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      size_t bad = 0;
-      const size_t len = Utf8Sequence(s, i, &bad);
-      if (len > 0) {
-        out.append(s.substr(i, len));
-        i += len;
-      } else {
-        out.append("\xEF\xBF\xBD");  // U+FFFD
-        i += bad;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      case '\b':
-        out.append("\\b");
-        break;
-      case '\f':
-        out.append("\\f");
-        break;
-      default:
-        if (c < 0x20) {
-          out.append("\\u00");
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
-  out.push_back('"');
-}
 
 // Shortest text that parses back to exactly v; JSON has no NaN or infinities: null.
 void AppendDouble(std::string& out, double v) {
@@ -170,36 +85,36 @@ void AppendCallJson(std::string& line, const core::LlmCall& c, bool include_cont
   key("ts");
   AppendTimestamp(line, c.start_unix_nanos);
   key("request_id");
-  AppendString(line, c.request_id);
+  core::AppendJsonString(line, c.request_id);
   key("trace_id");
-  AppendString(line, core::ToHex(c.trace_id));
+  core::AppendJsonString(line, core::ToHex(c.trace_id));
   key("span_id");
-  AppendString(line, core::ToHex(c.span_id));
+  core::AppendJsonString(line, core::ToHex(c.span_id));
   if (core::IsValid(c.parent_span_id)) {
     key("parent_span_id");
-    AppendString(line, core::ToHex(c.parent_span_id));
+    core::AppendJsonString(line, core::ToHex(c.parent_span_id));
   }
   key("endpoint");
-  AppendString(line, core::EndpointName(c.endpoint));
+  core::AppendJsonString(line, core::EndpointName(c.endpoint));
   key("provider");
-  AppendString(line, c.provider);
+  core::AppendJsonString(line, c.provider);
   key("provider_kind");
-  AppendString(line, c.provider_kind);
+  core::AppendJsonString(line, c.provider_kind);
   key("model");
-  AppendString(line, c.requested_model);
+  core::AppendJsonString(line, c.requested_model);
   key("response_model");
-  AppendString(line, c.response_model);
+  core::AppendJsonString(line, c.response_model);
   key("stream");
   line.append(c.stream ? "true" : "false");
   key("status");
   AppendInt(line, c.http_status);
   if (c.error != core::ErrorClass::kNone) {
     key("error_type");
-    AppendString(line, core::ErrorClassName(c.error));
+    core::AppendJsonString(line, core::ErrorClassName(c.error));
   }
   if (!c.error_message.empty()) {
     key("error_message");
-    AppendString(line, c.error_message);
+    core::AppendJsonString(line, c.error_message);
   }
   key("client_cancelled");
   line.append(c.client_cancelled ? "true" : "false");
@@ -232,7 +147,7 @@ void AppendCallJson(std::string& line, const core::LlmCall& c, bool include_cont
   line.push_back('[');
   for (size_t i = 0; i < c.finish_reasons.size(); ++i) {
     if (i > 0) line.push_back(',');
-    AppendString(line, c.finish_reasons[i]);
+    core::AppendJsonString(line, c.finish_reasons[i]);
   }
   line.push_back(']');
   key("usage");
@@ -248,18 +163,18 @@ void AppendCallJson(std::string& line, const core::LlmCall& c, bool include_cont
   AppendInt(line, c.usage.reasoning);
   line.push_back('}');
   key("usage_source");
-  AppendString(line, core::UsageSourceName(c.usage_source));
+  core::AppendJsonString(line, core::UsageSourceName(c.usage_source));
   key("cost_usd");
   AppendOptionalDouble(line, c.cost_usd);
   key("unpriced");
   line.append(c.unpriced ? "true" : "false");
   if (!c.user.empty()) {
     key("user");
-    AppendString(line, c.user);
+    core::AppendJsonString(line, c.user);
   }
   if (!c.session.empty()) {
     key("session");
-    AppendString(line, c.session);
+    core::AppendJsonString(line, c.session);
   }
   key("tags");
   line.push_back('{');
@@ -271,16 +186,16 @@ void AppendCallJson(std::string& line, const core::LlmCall& c, bool include_cont
     if (seen) continue;
     if (!first_tag) line.push_back(',');
     first_tag = false;
-    AppendString(line, c.tags[i].first);
+    core::AppendJsonString(line, c.tags[i].first);
     line.push_back(':');
-    AppendString(line, c.tags[i].second);
+    core::AppendJsonString(line, c.tags[i].second);
   }
   line.push_back('}');
   if (include_content) {
     key("request_body");
-    AppendString(line, c.request_body);
+    core::AppendJsonString(line, c.request_body);
     key("response_text");
-    AppendString(line, c.response_text);
+    core::AppendJsonString(line, c.response_text);
   }
   line.push_back('}');
 }

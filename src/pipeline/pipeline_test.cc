@@ -498,37 +498,5 @@ TEST(PipelineTest, SinkAddedAfterStartIsIgnoredAndLogged) {
   EXPECT_EQ(logger.errors().size(), 1u);
 }
 
-// Not a correctness test: prints Submit's cost for the README. Run with
-// --gtest_also_run_disabled_tests --gtest_filter='*SubmitCost*'.
-TEST(PipelineBench, DISABLED_SubmitCost) {
-  for (int threads : {1, 2, 4}) {
-    metrics::Registry registry;
-    core::NullLogger logger;
-    PipelineOptions o;
-    o.queue_capacity = 1 << 20;
-    Pipeline p(o, nullptr, registry, logger);
-    ASSERT_TRUE(p.Start().ok());
-    constexpr int kPerThread = 200000;
-    const core::LlmCall proto = Call("bench-request-id-0123456789", "gpt-4o-mini", "gpt-4o-mini");
-    std::vector<std::vector<core::LlmCall>> inputs(threads);
-    for (auto& v : inputs) v.assign(kPerThread, proto);
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<std::thread> producers;
-    for (int t = 0; t < threads; ++t) {
-      producers.emplace_back([&, t] {
-        for (core::LlmCall& c : inputs[t]) p.Submit(std::move(c));
-      });
-    }
-    for (std::thread& t : producers) t.join();
-    const double ns =
-        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-    ASSERT_TRUE(p.Flush(std::chrono::minutes(1)));
-    std::printf(
-        "%d producer(s): %.1f ns per Submit (wall / total submits), %.1f ns per "
-        "Submit per thread\n",
-        threads, ns / (threads * kPerThread), ns / kPerThread);
-  }
-}
-
 }  // namespace
 }  // namespace llmscope::pipeline
