@@ -267,7 +267,6 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   active.Inc();
   int64_t overhead = 0;
   HeaderList resp_headers;
-  resp_headers.reserve(16);
 
   // Finishes the record and hands it to the pipeline; never blocks.
   auto finish = [&](int status, core::ErrorClass err, std::string message) {
@@ -352,7 +351,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     if (auto pos = ureq.body.find(from); pos != std::string::npos)
       ureq.body.replace(pos, from.size(), to);
   }
-  ureq.headers.reserve(req.headers().size() + 4);
+  ureq.raw_headers.reserve(512);
   const bool own_key = !up.api_key.empty();
   bool has_anthropic_version = false;
   for (const auto& h : req.headers()) {
@@ -362,7 +361,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       continue;
     }
     if (http::HeaderNameEquals(h.name, "anthropic-version")) has_anthropic_version = true;
-    ureq.headers.emplace_back(std::string(h.name), std::string(h.value));
+    ureq.raw_headers.append(h.name).append(": ").append(h.value).append("\r\n");
   }
   if (own_key) {
     if (anthropic_upstream) {
@@ -414,11 +413,10 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   http::Exchange& ex = **sent;
   call.first_byte_nanos = (t_headers - t0).count();
   const int status = ex.status();
-  for (const auto& [name, value] : ex.headers()) {
-    if (!DropResponseHeader(name)) resp_headers.emplace_back(name, value);
-  }
-  const std::string_view content_type = ex.header("content-type").value_or("");
-  const bool is_sse = content_type.find("text/event-stream") != std::string_view::npos;
+  const bool is_sse =
+      ex.header("content-type").value_or("").find("text/event-stream") != std::string_view::npos;
+  resp_headers = ex.TakeHeaders();
+  std::erase_if(resp_headers, [](const auto& h) { return DropResponseHeader(h.first); });
 
   auto fill_usage = [&](const ResponseFacts& rf) {
     call.response_model = rf.response_model;

@@ -319,7 +319,7 @@ uint64_t Client::connect_errors() const { return impl_->connect_errors; }
 
 namespace {
 void AppendRequestHead(std::string& out, const Origin& origin, const ClientRequest& req) {
-  out.reserve(256 + req.target.size());
+  out.reserve(256 + req.target.size() + req.raw_headers.size());
   out += req.method;
   out += ' ';
   out += req.target;
@@ -336,6 +336,7 @@ void AppendRequestHead(std::string& out, const Origin& origin, const ClientReque
     out += value;
     out += "\r\n";
   }
+  out += req.raw_headers;
   out += "Content-Length: ";
   out += std::to_string(req.body.size());
   out += "\r\n\r\n";

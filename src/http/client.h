@@ -41,6 +41,9 @@ struct ClientRequest {
   std::string method = "POST";
   std::string target;  // path and query, already joined with the origin's base path
   HeaderList headers;  // Host and Content-Length are added by the client
+  // More header lines, already serialized as "Name: value\r\n" each, appended verbatim:
+  // lets a proxy forward many headers with one allocation instead of one per name/value.
+  std::string raw_headers;
   std::string body;
 };
 
@@ -85,6 +88,9 @@ class Exchange {
   int status() const { return status_; }
   std::optional<std::string_view> header(std::string_view name) const;
   const HeaderList& headers() const { return headers_; }
+  // Moves the response headers out (a proxy forwarding them avoids copying each one);
+  // header() finds nothing afterwards.
+  HeaderList TakeHeaders() { return std::move(headers_); }
   // Next piece of the body, de-chunked. An empty view means the body ended cleanly.
   // The view is valid until the next call.
   Task<core::Result<std::string_view>> ReadSome();
