@@ -881,38 +881,13 @@ struct StreamObserver::Impl {
 
 namespace {
 
-// Byte length of the JSON string values that start right after `key` (e.g.
-// `"content":"`), summed over every occurrence; 0 when the key is absent. nullopt when a
-// value holds an escape: its decoded length needs a real parse.
-std::optional<size_t> PlainStringValueLength(std::string_view data, std::string_view key) {
-  size_t total = 0;
-  for (size_t pos = data.find(key); pos != std::string_view::npos; pos = data.find(key, pos)) {
-    const size_t start = pos + key.size();
-    const size_t end = data.find_first_of("\"\\", start);
-    if (end == std::string_view::npos || data[end] == '\\') return std::nullopt;
-    total += end - start;
-    pos = end;
-  }
-  return total;
-}
-
-// The common chat-completion chunk once the stream's model and first content are known:
-// one delta of text or tool-call arguments and nothing else the observer records. Such a
-// chunk only adds to the content length, so it is scanned instead of parsed (a full parse
-// costs ~0.5 us per event). Anything else, or anything unexpected, takes the full parse.
-std::optional<size_t> PlainChatChunkContent(std::string_view data) {
-  if (data.find("\"chat.completion.chunk\"") == std::string_view::npos) return std::nullopt;
-  if (data.find("\": ") != std::string_view::npos) return std::nullopt;  // spaced JSON
-  for (std::string_view marker :
-       {std::string_view("\"finish_reason\":\""), std::string_view("\"usage\":{"),
-        std::string_view("\"error\""), std::string_view("\"refusal\":\""),
-        std::string_view("\"choices\":[]"), std::string_view("\"reasoning")}) {
-    if (data.find(marker) != std::string_view::npos) return std::nullopt;
-  }
-  auto content = PlainStringValueLength(data, "\"content\":\"");
-  auto arguments = PlainStringValueLength(data, "\"arguments\":\"");
-  if (!content || !arguments) return std::nullopt;
-  return *content + *arguments;
+// Position of `needle` in `hay`, or npos. glibc's memmem (two-way search): std::string_view::
+// find anchors on the needle's first byte, and needles starting with '"' or ',' match
+// dozens of times in every event, costing a memcmp per occurrence.
+size_t FindBytes(std::string_view hay, std::string_view needle, size_t from = 0) {
+  if (from > hay.size()) return std::string_view::npos;
+  const void* p = memmem(hay.data() + from, hay.size() - from, needle.data(), needle.size());
+  return p ? static_cast<size_t>(static_cast<const char*>(p) - hay.data()) : std::string_view::npos;
 }
 
 }  // namespace
@@ -927,13 +902,6 @@ StreamObserver::Verdict StreamObserver::Impl::OnEvent(const SseEvent& ev) {
     return {};
   }
   if (data.empty()) return {};
-  if (dialect == Dialect::kChatCompletions && facts.saw_content && !facts.response_model.empty() &&
-      ev.event.empty()) {
-    if (auto chars = PlainChatChunkContent(data)) {
-      facts.content_chars += *chars;
-      return {true, *chars > 0};
-    }
-  }
   arena.release();
   if (!ParseJson(parser, &arena, data)) {
     ++malformed;
@@ -1160,10 +1128,10 @@ bool AppendWithoutNullUsage(std::string_view raw, std::string& out) {
   // top-level: nested objects have no `usage` member in these dialects.
   static constexpr std::string_view kTrailing = ",\"usage\":null";
   static constexpr std::string_view kLeading = "\"usage\":null,";
-  size_t pos = raw.find(kTrailing);
+  size_t pos = FindBytes(raw, kTrailing);
   size_t len = kTrailing.size();
   if (pos == std::string_view::npos) {
-    pos = raw.find(kLeading);
+    pos = FindBytes(raw, kLeading);
     len = kLeading.size();
   }
   if (pos == std::string_view::npos) return false;

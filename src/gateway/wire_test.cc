@@ -1138,9 +1138,9 @@ std::string ChunkEvent(std::string_view delta, std::string_view finish = "null")
          std::string(delta) + ",\"finish_reason\":" + std::string(finish) + "}]}\n\n";
 }
 
-// After the first content chunk most chunks are scanned rather than parsed; what the
-// observer records must not change: content length, finish reason, usage, terminator.
-TEST(StreamObserverFastPathTest, RecordsTheSameFactsAsAFullParse) {
+// A long stream: every content chunk counts (escaped text by its decoded length), and the
+// finish reason, usage and terminator at the end are all recorded.
+TEST(StreamObserverLongStreamTest, RecordsEveryFact) {
   std::string stream = ChunkEvent(R"({"role":"assistant","content":""})");
   std::string text;
   for (int i = 0; i < 30; ++i) {
