@@ -255,8 +255,11 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     auto received = std::chrono::time_point_cast<core::Nanos>(std::chrono::steady_clock::now());
     in_handler_ = true;  // the idle timeout does not apply while a request is in progress
     auto& hdr = parser.get();
-    if (auto len = parser.content_length(); len && *len > options_.max_body_bytes) {
-      too_large = true;
+    // REQUIRES for content_length(): a finished header, which a body_limit stop is not.
+    if (!too_large && parser.is_header_done()) {
+      if (auto len = parser.content_length(); len && *len > options_.max_body_bytes) {
+        too_large = true;
+      }
     }
     if (auto it = hdr.find(beast::http::field::expect);
         !too_large && it != hdr.end() && beast::iequals(it->value(), "100-continue")) {

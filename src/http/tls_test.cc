@@ -95,18 +95,17 @@ core::Result<std::string> Fetch(const Origin& o, const ClientOptions& opts) {
   auto c = Client::Create(opts);
   if (!c.ok()) return c.status();
   auto client = std::move(c).value();
-  auto fut = asio::co_spawn(
-      io,
-      [&]() -> Task<Fetched> {
-        ClientRequest req;
-        req.target = "/";
-        auto ex = co_await client->Send(o, std::move(req));
-        if (!ex.ok()) co_return Fetched{ex.status(), ""};
-        std::string body;
-        auto st = co_await (*ex)->ReadAll(body);
-        co_return Fetched{st, body};
-      }(),
-      asio::use_future);
+  // The lambda must outlive its coroutine (it holds the captures): keep it in a local.
+  auto fetch = [&]() -> Task<Fetched> {
+    ClientRequest req;
+    req.target = "/";
+    auto ex = co_await client->Send(o, std::move(req));
+    if (!ex.ok()) co_return Fetched{ex.status(), ""};
+    std::string body;
+    auto st = co_await (*ex)->ReadAll(body);
+    co_return Fetched{st, body};
+  };
+  auto fut = asio::co_spawn(io, fetch(), asio::use_future);
   while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
     if (io.run_one_for(std::chrono::seconds(30)) == 0) break;
   }
