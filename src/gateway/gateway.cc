@@ -140,7 +140,6 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   metrics::Gauge* active[6] = {};
   std::vector<metrics::Counter*> upstream_conn_errors;  // per upstream
-  metrics::Counter* rejected_no_route = nullptr;
 };
 
 Gateway::Gateway(GatewayOptions options, Router router, core::RecordSink& sink,
@@ -266,6 +265,9 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   metrics::Gauge& active = *impl_->active[static_cast<int>(ep->endpoint)];
   active.Inc();
   int64_t overhead = 0;
+  // When llmscope last resumed its own work after a wait on the upstream: overhead counts
+  // only the time since such marks, never the waits themselves.
+  core::MonoTime work_since = t0;
   HeaderList resp_headers;
 
   // Finishes the record and hands it to the pipeline; never blocks.
@@ -287,7 +289,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   auto reject = [&](int status, core::ErrorClass err, std::string message,
                     std::string_view code) -> http::Task<void> {
     HeaderList h{{"Content-Type", "application/json"}};
-    overhead += Since(clock_, t0) - (call.first_byte_nanos >= 0 ? call.first_byte_nanos : 0);
+    overhead += Since(clock_, work_since);
     add_own_headers(h, overhead);
     std::string body = ErrorBody(dialect, status, message, code);
     finish(status, err, std::move(message));
@@ -389,6 +391,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   overhead += Since(clock_, t0);
   auto sent = co_await client.Send(up.origin, std::move(ureq), &cancel);
   const core::MonoTime t_headers = clock_.Now();
+  work_since = t_headers;
   if (!sent.ok()) {
     const auto& st = sent.status();
     if (client_gone || st.code() == core::StatusCode::kCancelled) {
@@ -436,6 +439,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     std::string body;
     core::Status rs = co_await ex.ReadAll(body);
     const core::MonoTime t_body = clock_.Now();
+    work_since = t_body;
     if (!rs.ok()) {
       if (client_gone || rs.code() == core::StatusCode::kCancelled) {
         call.client_cancelled = true;

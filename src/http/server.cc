@@ -89,7 +89,6 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
 
   Task<bool> StartStream(int status, const HeaderList& headers) override {
     started_ = true;
-    streaming_ = true;
     std::string head;
     head.reserve(256);
     AppendStatusLine(head, status);
@@ -311,7 +310,6 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     req.received_at_ = received;
 
     started_ = false;
-    streaming_ = false;
     client_gone_ = false;
     co_await handler_(req, *this);
     in_handler_ = false;
@@ -337,7 +335,6 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   std::function<void()> on_gone_;
   bool keep_alive_ = true;
   bool started_ = false;
-  bool streaming_ = false;
   bool client_gone_ = false;
   bool aborted_ = false;
   bool watching_ = false;

@@ -201,6 +201,12 @@ describe('failing upstreams', () => {
     assert.equal(rec.error_type, 'timeout');
     assert.ok(rec.duration_s >= FIRST_BYTE_TIMEOUT_MS / 1000 - 0.005 && rec.duration_s < 2,
       `gave up after first_byte_timeout_ms: ${rec.duration_s}s`);
+ 
+    // The wait on the upstream is not llmscope's own time: overhead stays far below it.
+    const overheadUs = Number(r.headers.get('x-llmscope-overhead-us'));
+    assert.ok(overheadUs < (FIRST_BYTE_TIMEOUT_MS * 1000) / 10,
+      `overhead ${overheadUs} us must exclude the ${FIRST_BYTE_TIMEOUT_MS} ms upstream wait`);
+    assert.ok(rec.overhead_us < (FIRST_BYTE_TIMEOUT_MS * 1000) / 10);
   });
 
   test('upstream timeout (latency over first_byte_timeout_ms), streaming: 504', async () => {
