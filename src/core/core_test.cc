@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
+#include "core/crc32c.h"
 #include "core/llm_call.h"
 #include "core/status.h"
 
@@ -65,6 +69,29 @@ TEST(JsonStringTest, EscapesAndRepairs) {
   EXPECT_EQ(JsonString("\xE2\x82"), "\"\xEF\xBF\xBD\"");
   EXPECT_EQ(JsonString("\xC0\xAF"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
   EXPECT_EQ(JsonString("\xED\xA0\x80"), "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace llmscope::core
+
+namespace llmscope::core {
+namespace {
+
+TEST(Crc32cTest, KnownVectorsAndBothImplementationsAgree) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(Crc32c(std::string(32, '\xFF')), 0x62A8AB43u);
+  EXPECT_EQ(Crc32c(""), 0u);
+  std::mt19937 rng(7);
+  std::string data(1000, '\0');
+  for (char& ch : data) ch = static_cast<char>(rng());
+  for (size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 1000u}) {
+    EXPECT_EQ(Crc32cExtend(0, data.data(), n), internal::Crc32cExtendPortable(0, data.data(), n))
+        << n;
+  }
+  // Extending in pieces equals one pass.
+  const uint32_t split = Crc32cExtend(Crc32cExtend(0, data.data(), 333), data.data() + 333, 667);
+  EXPECT_EQ(split, Crc32cExtend(0, data.data(), 1000));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/enum_name.h"
+
 namespace llmscope::core {
 namespace {
 
@@ -21,7 +23,39 @@ bool NonZero(const std::array<uint8_t, N>& bytes) {
   return std::any_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b != 0; });
 }
 
+template <size_t N>
+std::optional<std::array<uint8_t, N>> ParseHex(std::string_view hex) {
+  if (hex.size() != 2 * N) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::array<uint8_t, N> out{};
+  for (size_t i = 0; i < N; ++i) {
+    int hi = nibble(hex[2 * i]);
+    int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::optional<TraceId> ParseTraceIdHex(std::string_view hex) { return ParseHex<16>(hex); }
+std::optional<SpanId> ParseSpanIdHex(std::string_view hex) { return ParseHex<8>(hex); }
+
+std::optional<Endpoint> ParseEndpointName(std::string_view name) {
+  return ParseEnumName(name, Endpoint::kModels, EndpointName);
+}
+std::optional<ErrorClass> ParseErrorClassName(std::string_view name) {
+  return ParseEnumName(name, ErrorClass::kCancelled, ErrorClassName);
+}
+std::optional<UsageSource> ParseUsageSourceName(std::string_view name) {
+  return ParseEnumName(name, UsageSource::kMissing, UsageSourceName);
+}
 
 std::string ToHex(const TraceId& id) { return HexOf(id); }
 std::string ToHex(const SpanId& id) { return HexOf(id); }

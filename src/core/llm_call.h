@@ -18,6 +18,9 @@ std::string ToHex(const TraceId& id);
 std::string ToHex(const SpanId& id);
 bool IsValid(const TraceId& id);
 bool IsValid(const SpanId& id);
+// Parses 32 (trace) or 16 (span) lowercase or uppercase hex digits; nullopt otherwise.
+std::optional<TraceId> ParseTraceIdHex(std::string_view hex);
+std::optional<SpanId> ParseSpanIdHex(std::string_view hex);
 
 // The API a call was made against. Bounded: used as a metric label.
 enum class Endpoint : uint8_t {
@@ -28,7 +31,8 @@ enum class Endpoint : uint8_t {
   kMessages,         // POST /v1/messages (Anthropic)
   kModels,           // GET /v1/models
 };
-std::string_view EndpointName(Endpoint e);  // "chat_completions", ...
+std::string_view EndpointName(Endpoint e);                         // "chat_completions", ...
+std::optional<Endpoint> ParseEndpointName(std::string_view name);  // inverse of EndpointName
 // The GenAI semantic-convention operation name: "chat", "text_completion", "embeddings", ...
 std::string_view GenAiOperationName(Endpoint e);
 
@@ -45,6 +49,7 @@ enum class ErrorClass : uint8_t {
   kCancelled,            // the client went away before the response finished
 };
 std::string_view ErrorClassName(ErrorClass e);  // "none", "invalid_request", ...
+std::optional<ErrorClass> ParseErrorClassName(std::string_view name);  // inverse
 
 // Where the token counts of a call came from.
 enum class UsageSource : uint8_t {
@@ -53,6 +58,7 @@ enum class UsageSource : uint8_t {
   kMissing,    // neither: counts are zero and must not be trusted
 };
 std::string_view UsageSourceName(UsageSource s);
+std::optional<UsageSource> ParseUsageSourceName(std::string_view name);  // inverse
 
 // Token counts as the OpenTelemetry GenAI conventions define them: input_tokens includes
 // cached reads and cache writes; output_tokens includes reasoning tokens.
@@ -62,6 +68,7 @@ struct TokenUsage {
   int64_t cache_read = 0;   // subset of input served from the provider's prompt cache
   int64_t cache_write = 0;  // subset of input written to the prompt cache
   int64_t reasoning = 0;    // subset of output spent on hidden reasoning
+  bool operator==(const TokenUsage&) const = default;
 };
 
 // One LLM call as seen by llmscope: the unit that metrics, logs, cost and storage work on.
@@ -115,6 +122,8 @@ struct LlmCall {
   std::optional<double> TimeToFirstTokenSeconds() const;
   // (end - first content) / (output tokens - 1): the mean gap between generated tokens.
   std::optional<double> TimePerOutputTokenSeconds() const;
+
+  bool operator==(const LlmCall&) const = default;
 };
 
 }  // namespace llmscope::core

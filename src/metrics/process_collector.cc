@@ -114,12 +114,6 @@ std::optional<double> CountOpenFds(const std::string& dir) {
   return n;
 }
 
-void Add(std::vector<FamilySnapshot>& out, std::string name, std::string help, MetricType type,
-         double value) {
-  out.push_back(FamilySnapshot{
-      std::move(name), std::move(help), type, {Sample{"", {}, value, std::nullopt}}});
-}
-
 }  // namespace
 
 ProcessCollector::ProcessCollector(ProcessCollectorOptions options)
@@ -133,30 +127,34 @@ void ProcessCollector::Collect(std::vector<FamilySnapshot>& out) const {
   if (auto text = ReadFile(proc_dir + "/stat")) stat = ParseStat(*text);
 
   if (stat && ticks_per_second_ > 0) {
-    Add(out, "process_cpu_seconds", "Total user and system CPU time spent in seconds.",
+    AppendSingleValueFamily(
+        out, "process_cpu_seconds", "Total user and system CPU time spent in seconds.",
         MetricType::kCounter,
         (stat->utime_ticks + stat->stime_ticks) / static_cast<double>(ticks_per_second_));
   }
   if (auto fds = CountOpenFds(proc_dir + "/fd")) {
-    Add(out, "process_open_fds", "Number of open file descriptors.", MetricType::kGauge, *fds);
+    AppendSingleValueFamily(out, "process_open_fds", "Number of open file descriptors.",
+                            MetricType::kGauge, *fds);
   }
   if (auto text = ReadFile(proc_dir + "/limits")) {
     if (auto max = ParseMaxFds(*text)) {
-      Add(out, "process_max_fds", "Maximum number of open file descriptors.", MetricType::kGauge,
-          *max);
+      AppendSingleValueFamily(out, "process_max_fds", "Maximum number of open file descriptors.",
+                              MetricType::kGauge, *max);
     }
   }
   if (stat) {
-    Add(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::kGauge,
-        stat->vsize_bytes);
+    AppendSingleValueFamily(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                            MetricType::kGauge, stat->vsize_bytes);
     if (page_size_ > 0) {
-      Add(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
-          MetricType::kGauge, stat->rss_pages * static_cast<double>(page_size_));
+      AppendSingleValueFamily(out, "process_resident_memory_bytes",
+                              "Resident memory size in bytes.", MetricType::kGauge,
+                              stat->rss_pages * static_cast<double>(page_size_));
     }
     std::optional<double> boot;
     if (auto text = ReadFile(options_.proc_root + "/stat")) boot = ParseBootTime(*text);
     if (boot && ticks_per_second_ > 0) {
-      Add(out, "process_start_time_seconds",
+      AppendSingleValueFamily(
+          out, "process_start_time_seconds",
           "Start time of the process since unix epoch in seconds.", MetricType::kGauge,
           *boot + stat->starttime_ticks / static_cast<double>(ticks_per_second_));
     }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metrics/metric.h"
@@ -45,6 +46,13 @@ struct FamilySnapshot {
   MetricType type = MetricType::kUnknown;
   std::vector<Sample> samples;
 };
+
+// Appends a family of one unlabelled sample (a gauge a collector computes at scrape time).
+inline void AppendSingleValueFamily(std::vector<FamilySnapshot>& out, std::string name,
+                                    std::string help, MetricType type, double value) {
+  out.push_back(FamilySnapshot{
+      std::move(name), std::move(help), type, {Sample{"", {}, value, std::nullopt}}});
+}
 
 // Thread-safety: implementations must allow concurrent Collect calls (two scrapes at once).
 // The seam for values computed at scrape time (queue depths, process stats, cache sizes).

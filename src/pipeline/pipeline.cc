@@ -60,12 +60,8 @@ struct Pipeline::Gauges {
 class Pipeline::QueueCollector final : public metrics::Collector {
   static void Gauge(std::vector<metrics::FamilySnapshot>& out, std::string name, std::string help,
                     double value) {
-    metrics::FamilySnapshot f;
-    f.name = std::move(name);
-    f.help = std::move(help);
-    f.type = metrics::MetricType::kGauge;
-    f.samples.emplace_back().value = value;
-    out.push_back(std::move(f));
+    metrics::AppendSingleValueFamily(out, std::move(name), std::move(help),
+                                     metrics::MetricType::kGauge, value);
   }
 
  public:

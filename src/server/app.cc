@@ -3,15 +3,21 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "api/query_api.h"
 #include "core/clock.h"
 #include "gateway/gateway.h"
 #include "logging/logger.h"
@@ -20,10 +26,13 @@
 #include "metrics/registry.h"
 #include "pipeline/call_log.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/store_writer.h"
 #include "pricing/price_catalog.h"
 #include "server/config.h"
 #include "simulator/sim_server.h"
 #include "stats/llm_metrics.h"
+#include "storage_clickhouse/clickhouse_store.h"
+#include "storage_sqlite/sqlite_store.h"
 
 #ifndef LLMSCOPE_VERSION
 #define LLMSCOPE_VERSION "dev"
@@ -165,6 +174,72 @@ int Fail(const std::string& what) {
   return 2;
 }
 
+// Opens the configured event store; null (and OK) when storage is off.
+core::Result<std::unique_ptr<storage::Store>> OpenStore(const StorageConfig& c,
+                                                        const core::Clock& clock) {
+  switch (c.backend) {
+    case StorageConfig::Backend::kOff:
+      return std::unique_ptr<storage::Store>();
+    case StorageConfig::Backend::kSqlite: {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(c.sqlite_path).parent_path().empty()
+                                              ? std::filesystem::path(".")
+                                              : std::filesystem::path(c.sqlite_path).parent_path(),
+                                          ec);
+      storage_sqlite::SqliteOptions o;
+      o.path = c.sqlite_path;
+      o.clock = &clock;
+      auto s = storage_sqlite::SqliteStore::Open(std::move(o));
+      if (!s.ok()) return s.status();
+      return std::unique_ptr<storage::Store>(std::move(s).value());
+    }
+    case StorageConfig::Backend::kClickHouse: {
+      storage_clickhouse::ClickHouseOptions o;
+      o.url = c.clickhouse_url;
+      o.database = c.clickhouse_database;
+      o.user = c.clickhouse_user;
+      o.password = c.clickhouse_password;
+      o.timeout = c.clickhouse_timeout;
+      o.clock = &clock;
+      auto s = storage_clickhouse::ClickHouseStore::Open(std::move(o));
+      if (!s.ok()) return s.status();
+      return std::unique_ptr<storage::Store>(std::move(s).value());
+    }
+  }
+  return core::Internal("unknown storage backend");
+}
+
+// Thread-safety: constructed and destroyed by the wiring thread; its own thread does the
+// rest.
+//
+// Applies retention every `interval`: the first pass right after start (a restart after a
+// long stop catches up at once), then periodically. Runs on its own thread because a large
+// cut is I/O the event loops and the writer must not wait for.
+class RetentionLoop {
+ public:
+  RetentionLoop(storage::Store& store, storage::RetentionOptions retention, core::Nanos interval,
+                const core::Clock& clock, core::Logger& log)
+      : thread_([this, &store, retention, interval, &clock, &log](std::stop_token stop) {
+          while (!stop.stop_requested()) {
+            auto r = store.ApplyRetention(clock.UnixNanos(), retention);
+            if (!r.ok()) {
+              log.Warn("retention failed", {{"error", r.status().ToString()}});
+            } else if (r->calls_removed + r->content_removed + r->spans_removed > 0) {
+              log.Info("retention removed rows", {{"calls", std::to_string(r->calls_removed)},
+                                                  {"content", std::to_string(r->content_removed)},
+                                                  {"spans", std::to_string(r->spans_removed)}});
+            }
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, stop, interval, [] { return false; });
+          }
+        }) {}
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::jthread thread_;  // last: stopped and joined first
+};
+
 int Serve(const Flags& flags) {
   core::SystemClock clock;
   auto cfg = LoadConfig(flags.config);
@@ -204,7 +279,37 @@ int Serve(const Flags& flags) {
     call_log = std::move(cl).value();
     pipe.AddSink(call_log.get());
   }
+  // The event store, the durable writer in front of it, and the query API over it.
+  auto store = OpenStore(c.storage, clock);
+  if (!store.ok()) return Fail("storage: " + store.status().message());
+  std::unique_ptr<pipeline::StoreWriter> writer;
+  if (*store) {
+    pipeline::StoreWriterOptions wo;
+    if (c.storage.spill) {
+      wo.spill_dir = c.storage.dir + "/spill";
+      std::error_code ec;
+      std::filesystem::create_directories(wo.spill_dir, ec);
+      if (ec) return Fail("storage: cannot create " + wo.spill_dir + ": " + ec.message());
+    }
+    wo.spill_max_bytes = c.storage.spill_max_bytes;
+    writer = std::make_unique<pipeline::StoreWriter>(wo, **store, registry, log, clock);
+    if (auto st = writer->Start(); !st.ok()) return Fail("storage: " + st.ToString());
+    pipe.AddSink(writer.get());
+    log.Info("storage", {{"backend", std::string((*store)->name())},
+                         {"spill", wo.spill_dir.empty() ? "off" : wo.spill_dir}});
+  }
+  api::QueryApiOptions qo;
+  qo.threads = c.storage.query_threads;
+  qo.limits.default_timeout = c.storage.query_timeout;
+  qo.limits.max_timeout = c.storage.query_max_timeout;
+  api::QueryApi query_api(qo, store->get(), clock, registry);
+
   if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
+  std::unique_ptr<RetentionLoop> retention;
+  if (*store) {
+    retention = std::make_unique<RetentionLoop>(**store, c.storage.retention,
+                                                c.storage.retention_interval, clock, log);
+  }
 
   // Simulator upstreams run inside the process on their own loopback port, so that they
   // take exactly the path real providers take.
@@ -232,6 +337,7 @@ int Serve(const Flags& flags) {
   if (!gw.ok()) return Fail(gw.status().message());
   gateway::Gateway& gateway = **gw;
 
+  http::WorkPool flush_pool(1, 16);
   http::Server server(c.http, [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
     const auto path = req.path();
     if (gateway.Handles(req.method(), path)) {
@@ -242,6 +348,24 @@ int Serve(const Flags& flags) {
                       "{\"error\":{\"message\":\"request body exceeds the configured limit "
                       "(max_body_bytes)\",\"type\":\"invalid_request_error\",\"param\":null,"
                       "\"code\":\"request_too_large\"}}");
+    } else if (query_api.Handles(path)) {
+      co_await query_api.Handle(req, w);
+    } else if (path == "/-/flush") {
+      const http::HeaderList h{{"Content-Type", "application/json"}};
+      if (req.method() != "POST") {
+        co_await w.Send(405, h, "{\"status\":\"error\",\"error\":\"use POST\"}");
+        co_return;
+      }
+      // The wait blocks: it runs on the query pool, never on this event loop.
+      bool flushed = false;
+      co_await http::RunOnPool(flush_pool, [&] {
+        const auto timeout = std::chrono::seconds(10);
+        flushed = pipe.Flush(timeout) && (!writer || writer->Flush(timeout));
+      });
+      co_await w.Send(flushed ? 200 : 503, h,
+                      flushed ? "{\"status\":\"success\",\"data\":{\"flushed\":true}}"
+                              : "{\"status\":\"error\",\"errorType\":\"timeout\","
+                                "\"error\":\"not everything became durable within 10 s\"}");
     } else if (path == "/metrics") {
       auto format = metrics::NegotiateFormat(req.header("accept").value_or(""));
       const http::HeaderList h{{"Content-Type", std::string(metrics::ContentType(format))}};
@@ -254,11 +378,16 @@ int Serve(const Flags& flags) {
       co_await w.Send(404, h,
                       "{\"error\":{\"message\":\"no such endpoint; llmscope serves /v1/chat/"
                       "completions, /v1/completions, /v1/embeddings, /v1/responses, "
-                      "/v1/messages, /v1/models, /metrics, /healthz, /readyz\","
+                      "/v1/messages, /v1/models, /api/v1/..., /metrics, /healthz, /readyz\","
                       "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
     }
   });
-  server.OnWorkerStop([&](int worker) { gateway.ShutdownWorker(worker); });
+  server.OnWorkerStop([&](int worker) {
+    gateway.ShutdownWorker(worker);
+    // Pool threads hand results to the event loops: they must be done before loops go.
+    query_api.Shutdown();
+    flush_pool.Close();
+  });
   if (auto st = server.Start(); !st.ok()) return Fail(st.message());
   const std::string addr = c.http.host + ":" + std::to_string(server.port());
   log.Info("listening", {{"addr", addr}, {"version", LLMSCOPE_VERSION}});
@@ -270,7 +399,9 @@ int Serve(const Flags& flags) {
   log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   server.Stop();
   for (auto& s : sims) s->Stop();
-  pipe.Stop();  // drains: every accepted call reaches metrics and the call log
+  pipe.Stop();  // drains: every accepted call reaches metrics, the call log and the writer
+  retention.reset();
+  if (writer) writer->Stop();  // to the store within its timeout, the rest to the spill
   log.Info("stopped");
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -82,6 +83,84 @@ void GetMillis(const YAML::Node& map, const char* key, std::string_view where, c
   out = core::Nanos(static_cast<int64_t>(ms * 1e6));
 }
 
+// A whole number of days: "90d" or 90. 0 keeps forever.
+void GetDays(const YAML::Node& map, const char* key, std::string_view where, int& out,
+             Problems& p) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return;
+  std::string text = n.as<std::string>("");
+  if (!text.empty() && text.back() == 'd') text.pop_back();
+  int v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 0 || v > 36500) {
+    p.Add(n, Join(where, key), "must be a whole number of days such as 90d (0d keeps forever)");
+    return;
+  }
+  out = v;
+}
+
+void ParseStorage(const YAML::Node& s, StorageConfig& c, const EnvLookup& env, Problems& p) {
+  CheckKeys(s, "storage", {"backend", "dir", "sqlite", "clickhouse", "retention", "spill", "query"},
+            p);
+  std::string backend = "sqlite";
+  Get(s, "backend", "storage", backend, p);
+  if (backend == "sqlite") {
+    c.backend = StorageConfig::Backend::kSqlite;
+  } else if (backend == "clickhouse") {
+    c.backend = StorageConfig::Backend::kClickHouse;
+  } else if (backend == "off") {
+    c.backend = StorageConfig::Backend::kOff;
+  } else {
+    p.Add(s["backend"], "storage.backend", "must be sqlite, clickhouse or off");
+  }
+  Get(s, "dir", "storage", c.dir, p);
+  if (c.dir.empty()) p.Add(s["dir"], "storage.dir", "must not be empty");
+  if (auto q = s["sqlite"]; q.IsDefined()) {
+    CheckKeys(q, "storage.sqlite", {"path"}, p);
+    Get(q, "path", "storage.sqlite", c.sqlite_path, p);
+  }
+  if (auto q = s["clickhouse"]; q.IsDefined()) {
+    CheckKeys(q, "storage.clickhouse", {"url", "database", "user", "password_env", "timeout_ms"},
+              p);
+    Get(q, "url", "storage.clickhouse", c.clickhouse_url, p);
+    if (auto o = http::Origin::Parse(c.clickhouse_url); !o.ok()) {
+      p.Add(q["url"], "storage.clickhouse.url", o.status().message());
+    }
+    Get(q, "database", "storage.clickhouse", c.clickhouse_database, p);
+    bool name_ok = !c.clickhouse_database.empty();
+    for (char ch : c.clickhouse_database) {
+      name_ok = name_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    }
+    if (!name_ok) {
+      p.Add(q["database"], "storage.clickhouse.database",
+            "must be letters, digits and underscores");
+    }
+    Get(q, "user", "storage.clickhouse", c.clickhouse_user, p);
+    std::string password_env;
+    Get(q, "password_env", "storage.clickhouse", password_env, p);
+    if (!password_env.empty()) c.clickhouse_password = env(password_env).value_or("");
+    GetMillis(q, "timeout_ms", "storage.clickhouse", c.clickhouse_timeout, p, false);
+  }
+  if (auto r = s["retention"]; r.IsDefined()) {
+    CheckKeys(r, "storage.retention", {"calls", "content", "spans", "interval_ms"}, p);
+    GetDays(r, "calls", "storage.retention", c.retention.calls_days, p);
+    GetDays(r, "content", "storage.retention", c.retention.content_days, p);
+    GetDays(r, "spans", "storage.retention", c.retention.spans_days, p);
+    GetMillis(r, "interval_ms", "storage.retention", c.retention_interval, p, false);
+  }
+  if (auto q = s["spill"]; q.IsDefined()) {
+    CheckKeys(q, "storage.spill", {"enabled", "max_bytes"}, p);
+    Get(q, "enabled", "storage.spill", c.spill, p);
+    GetPositive(q, "max_bytes", "storage.spill", c.spill_max_bytes, p);
+  }
+  if (auto q = s["query"]; q.IsDefined()) {
+    CheckKeys(q, "storage.query", {"threads", "timeout_ms", "max_timeout_ms"}, p);
+    GetPositive(q, "threads", "storage.query", c.query_threads, p);
+    GetMillis(q, "timeout_ms", "storage.query", c.query_timeout, p, false);
+    GetMillis(q, "max_timeout_ms", "storage.query", c.query_max_timeout, p, false);
+  }
+}
+
 }  // namespace
 
 core::Status ParseListen(std::string_view s, std::string& host, uint16_t& port) {
@@ -117,7 +196,7 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
   if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
   CheckKeys(root, "",
             {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
-             "pricing", "simulator", "upstreams", "routes"},
+             "pricing", "simulator", "upstreams", "routes", "storage"},
             p);
 
   std::string listen = "127.0.0.1:8080";
@@ -196,6 +275,15 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
       p.Add(s, "simulator", st.message());
     }
   }
+
+  if (auto s = root["storage"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "storage", "must be a map");
+    } else {
+      ParseStorage(s, c.storage, env, p);
+    }
+  }
+  if (c.storage.sqlite_path.empty()) c.storage.sqlite_path = c.storage.dir + "/llmscope.db";
 
   const YAML::Node ups = root["upstreams"];
   if (ups.IsDefined() && !ups.IsSequence()) p.Add(ups, "upstreams", "must be a list");

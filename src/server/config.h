@@ -14,8 +14,30 @@
 #include "pipeline/pipeline.h"
 #include "simulator/sim.h"
 #include "stats/llm_metrics.h"
+#include "storage/store.h"
 
 namespace llmscope::server {
+
+// Where calls and spans are kept (docs/CONFIG.md, section storage).
+struct StorageConfig {
+  enum class Backend { kSqlite, kClickHouse, kOff };
+  Backend backend = Backend::kSqlite;
+  // Base directory for the SQLite file and the spill queue; created when missing.
+  std::string dir = "llmscope-data";
+  std::string sqlite_path;  // default <dir>/llmscope.db
+  std::string clickhouse_url = "http://127.0.0.1:8123";
+  std::string clickhouse_database = "llmscope";
+  std::string clickhouse_user = "default";
+  std::string clickhouse_password;  // read from the variable named by password_env
+  core::Nanos clickhouse_timeout = std::chrono::seconds(10);
+  storage::RetentionOptions retention;
+  core::Nanos retention_interval = std::chrono::hours(1);  // how often retention runs
+  bool spill = true;                                       // spill to <dir>/spill when down
+  uint64_t spill_max_bytes = 1ull << 30;
+  int query_threads = 2;
+  core::Nanos query_timeout = std::chrono::seconds(10);
+  core::Nanos query_max_timeout = std::chrono::seconds(60);
+};
 
 // The whole configuration, typed and validated once at start-up. docs/CONFIG.md documents
 // every key; examples/llmscope.yaml is the default that `make run` uses.
@@ -31,6 +53,7 @@ struct Config {
   core::LogLevel log_level = core::LogLevel::kInfo;
   std::vector<std::string> pricing_files;  // price overrides layered over the defaults
   std::string pricing_inline_yaml;         // `pricing.models` given inline in this file
+  StorageConfig storage;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -88,3 +88,63 @@ TEST(ConfigTest, ListenParsing) {
 
 }  // namespace
 }  // namespace llmscope::server
+
+namespace llmscope::server {
+namespace {
+
+constexpr char kMinimalRoutes[] =
+    "upstreams: [{name: sim, kind: simulator}]\n"
+    "routes: [{prefix: sim/, upstream: sim}]\n";
+
+TEST(ConfigTest, StorageDefaultsToSqliteUnderItsDir) {
+  auto c = ParseConfig(kMinimalRoutes, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->storage.backend, StorageConfig::Backend::kSqlite);
+  EXPECT_EQ(c->storage.sqlite_path, "llmscope-data/llmscope.db");
+  EXPECT_EQ(c->storage.retention.calls_days, 90);
+  EXPECT_EQ(c->storage.retention.content_days, 7);
+}
+
+TEST(ConfigTest, StorageSectionParsesAndNamesEachProblem) {
+  std::string yaml = kMinimalRoutes;
+  yaml +=
+      "storage:\n"
+      "  backend: clickhouse\n"
+      "  dir: /var/lib/llmscope\n"
+      "  clickhouse: {url: 'http://127.0.0.1:9123', database: calls_db,\n"
+      "               password_env: OPENAI_API_KEY}\n"
+      "  retention: {calls: 30d, content: 0, spans: 14d}\n"
+      "  spill: {max_bytes: 1000}\n";
+  auto c = ParseConfig(yaml, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->storage.backend, StorageConfig::Backend::kClickHouse);
+  EXPECT_EQ(c->storage.sqlite_path, "/var/lib/llmscope/llmscope.db");
+  EXPECT_EQ(c->storage.clickhouse_url, "http://127.0.0.1:9123");
+  EXPECT_EQ(c->storage.clickhouse_database, "calls_db");
+  EXPECT_EQ(c->storage.clickhouse_password, "sk-test");
+  EXPECT_EQ(c->storage.retention.calls_days, 30);
+  EXPECT_EQ(c->storage.retention.content_days, 0);
+  EXPECT_EQ(c->storage.retention.spans_days, 14);
+  EXPECT_EQ(c->storage.spill_max_bytes, 1000u);
+
+  std::string bad = kMinimalRoutes;
+  bad +=
+      "storage:\n"
+      "  backend: postgres\n"
+      "  retention: {calls: 3 months}\n"
+      "  clickhouse: {database: 'x; DROP', url: 'ftp://h'}\n"
+      "  colour: red\n";
+  auto b = ParseConfig(bad, "t", Env);
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.status().message();
+  EXPECT_NE(m.find("t:4: storage.backend: must be sqlite, clickhouse or off"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("storage.retention.calls: must be a whole number of days"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("storage.clickhouse.database"), std::string::npos) << m;
+  EXPECT_NE(m.find("storage.clickhouse.url"), std::string::npos) << m;
+  EXPECT_NE(m.find("storage.colour: unknown key"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace llmscope::server

@@ -67,6 +67,28 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = POLL_MS, what
   }
 }
 
+// Runs `fn`; when it throws, appends the tail of each diagnostic source to the error's
+// message, so that a failure in CI shows what the processes said. `sources` maps a label to
+// a function returning text (or undefined when there is nothing to show).
+export async function withDiagnostics(fn, sources) {
+  try {
+    return await fn();
+  } catch (e) {
+    let extra = '';
+    for (const [label, get] of Object.entries(sources)) {
+      let text;
+      try {
+        text = get();
+      } catch (err) {
+        text = `(unavailable: ${err.message})`;
+      }
+      if (text) extra += `\n--- ${label} (last 4000 characters) ---\n${String(text).slice(-4000)}`;
+    }
+    if (extra && e instanceof Error) e.message += extra;
+    throw e;
+  }
+}
+
 // Spawns `bin args...` that writes {"port":N,"pid":P} to `readyFile` once listening.
 // Resolves with {child, port, pid, stderr(), stop()}; rejects (with the process's stderr)
 // if it exits first or the ready file does not appear in time.
@@ -201,13 +223,21 @@ export async function readCalls(callsPath, pred = () => true, timeoutMs = 5000, 
 // when a function). Returns {port, pid, baseURL, callsPath, dir, readCalls, callById,
 // metrics, stop}. stop() SIGTERMs by PID, waits for the exit, removes the temp dir and
 // resolves with {code, signal}.
-export async function startGateway(config = defaultConfig, { env = {} } = {}) {
-  const { dir, cleanup } = makeTempDir('llmscope-gw-');
+//
+// Storage goes to <dir>/data unless the config names a storage dir. `reuseDir` starts in
+// an existing directory of an earlier gateway (a restart over the same data); that
+// directory is then left for its first owner to remove.
+export async function startGateway(config = defaultConfig, { env = {}, reuseDir } = {}) {
+  const made = reuseDir ? { dir: reuseDir, cleanup: () => {} } : makeTempDir('llmscope-gw-');
+  const { dir, cleanup } = made;
   const callsPath = path.join(dir, 'calls.jsonl');
-  const cfg = typeof config === 'function' ? config(callsPath) : config;
+  const cfg = structuredClone(typeof config === 'function' ? config(callsPath) : config);
+  cfg.storage = { ...(cfg.storage ?? {}) };
+  if (!cfg.storage.dir) cfg.storage.dir = path.join(dir, 'data');
   const configPath = path.join(dir, 'llmscope.yaml');
   fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
   const readyFile = path.join(dir, 'ready.json');
+  fs.rmSync(readyFile, { force: true });  // a restart in the same dir must not read the old one
   let proc;
   try {
     proc = await spawnReady(
@@ -244,6 +274,29 @@ export async function startGateway(config = defaultConfig, { env = {} } = {}) {
       const info = await proc.stop();
       cleanup();
       return info;
+    },
+    // SIGKILL by PID (a crash: no drain, no flush) and wait for the exit. The directory is
+    // kept so that a gateway started with {reuseDir: gw.dir} sees what survived.
+    kill9: async () => {
+      try {
+        process.kill(proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      return proc.exited;
+    },
+    cleanup,
+    // GET/POST helpers for the query API: resolve with {status, body (parsed JSON)}.
+    api: async (pathAndQuery, init) => {
+      const r = await fetch(`${baseURL}${pathAndQuery}`, init);
+      const text = await r.text();
+      let body;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      return { status: r.status, headers: r.headers, body, text };
     },
   };
 }

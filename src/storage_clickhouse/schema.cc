@@ -1,0 +1,177 @@
+#include "storage_clickhouse/schema.h"
+
+#include <array>
+
+namespace llmscope::storage_clickhouse {
+
+namespace {
+
+// Order matters: records.cc writes and reads the values in exactly this order.
+constexpr std::array<Column, 35> kCallColumns = {{
+    {"request_id", "String"},
+    {"trace_id", "FixedString(16)"},
+    {"span_id", "FixedString(8)"},
+    {"parent_span_id", "FixedString(8)"},
+    {"start_unix_nanos", "Int64"},
+    {"first_byte_nanos", "Int64"},
+    {"first_content_nanos", "Int64"},
+    {"end_nanos", "Int64"},
+    {"overhead_nanos", "Int64"},
+    {"endpoint", "String"},
+    {"stream", "UInt8"},
+    {"requested_model", "String"},
+    {"response_model", "String"},
+    {"provider", "String"},
+    {"provider_kind", "String"},
+    {"http_status", "Int32"},
+    {"error", "String"},
+    {"error_message", "String"},
+    {"client_cancelled", "UInt8"},
+    {"max_tokens", "Nullable(Int64)"},
+    {"temperature", "Nullable(Float64)"},
+    {"top_p", "Nullable(Float64)"},
+    {"finish_reasons", "Array(String)"},
+    {"input_tokens", "Int64"},
+    {"output_tokens", "Int64"},
+    {"cache_read_tokens", "Int64"},
+    {"cache_write_tokens", "Int64"},
+    {"reasoning_tokens", "Int64"},
+    {"usage_source", "String"},
+    {"cost_usd", "Nullable(Float64)"},
+    {"unpriced", "UInt8"},
+    {"user_id", "String"},
+    {"session_id", "String"},
+    {"tag_keys", "Array(String)"},
+    {"tag_values", "Array(String)"},
+}};
+
+constexpr std::array<Column, 15> kSpanColumns = {{
+    {"trace_id", "FixedString(16)"},
+    {"span_id", "FixedString(8)"},
+    {"parent_span_id", "FixedString(8)"},
+    {"name", "String"},
+    {"kind", "UInt8"},
+    {"service", "String"},
+    {"scope", "String"},
+    {"start_unix_nanos", "Int64"},
+    {"end_unix_nanos", "Int64"},
+    {"status", "UInt8"},
+    {"status_message", "String"},
+    {"resource_attributes", "String"},
+    {"attributes", "String"},
+    {"events", "String"},
+    {"links", "String"},
+}};
+
+std::string Defs(std::span<const Column> columns) {
+  std::string out;
+  for (const auto& c : columns) {
+    out += ",\n  ";
+    out += c.name;
+    out += ' ';
+    out += c.type;
+  }
+  return out;
+}
+
+std::string Table(std::string_view db, std::string_view name) {
+  return "`" + std::string(db) + "`." + std::string(name);
+}
+
+}  // namespace
+
+std::span<const Column> CallColumns() { return kCallColumns; }
+std::span<const Column> SpanColumns() { return kSpanColumns; }
+
+std::string ColumnList(std::span<const Column> columns) {
+  std::string out;
+  for (const auto& c : columns) {
+    if (!out.empty()) out += ", ";
+    out += c.name;
+  }
+  return out;
+}
+
+std::string SchemaMigrationsDdl(std::string_view db) {
+  return "CREATE TABLE IF NOT EXISTS " + Table(db, "schema_migrations") +
+         " (version UInt32, applied_unix_nanos Int64, description String)"
+         " ENGINE = MergeTree() ORDER BY version";
+}
+
+std::vector<Migration> Migrations(std::string_view db) {
+  const std::string calls_cols = ColumnList(kCallColumns);
+  const std::string span_cols = ColumnList(kSpanColumns);
+  Migration v1;
+  v1.version = 1;
+  v1.description = "calls, call_content, call_ids, spans, span_ids and their ingest views";
+  auto& s = v1.statements;
+  // Ingest tables: a WriteCalls/WriteSpans is one INSERT into a Null table, and the
+  // materialized views below copy each row to the tables it belongs in, within that INSERT.
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "calls_in") +
+              " (\n  day Date,\n  ver UInt64" + Defs(kCallColumns) +
+              ",\n  request_body String,\n  response_text String\n) ENGINE = Null");
+  // Calls: one day per partition (retention drops whole days), sorted by the call's key
+  // (start, request_id) so that time ranges read only their granules and rows with one key
+  // collapse to the highest ver. Reads use FINAL (or pick the highest ver themselves).
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "calls") + " (\n  day Date,\n  ver UInt64" +
+              Defs(kCallColumns) +
+              "\n) ENGINE = ReplacingMergeTree(ver) PARTITION BY day"
+              " ORDER BY (start_unix_nanos, request_id) SETTINGS index_granularity = 2048");
+  // Content: a row for every call written, empty when it has none, so that a rewrite
+  // without content replaces the old content under the same key; has_content lets counts
+  // skip the texts. Small granules because rows are large and read one at a time (18.16
+  // has no adaptive granularity).
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "call_content") +
+              " (\n  day Date,\n  ver UInt64,\n  start_unix_nanos Int64,\n  request_id String,"
+              "\n  has_content UInt8,\n  request_body String,\n  response_text String\n)"
+              " ENGINE = ReplacingMergeTree(ver) PARTITION BY day"
+              " ORDER BY (start_unix_nanos, request_id) SETTINGS index_granularity = 128");
+  // The request-id index for GetCall: where each id's calls start. Monthly partitions keep
+  // the parts few, so one lookup probes few primary indexes.
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "call_ids") +
+              " (\n  day Date,\n  ver UInt64,\n  request_id String,\n  start_unix_nanos Int64\n)"
+              " ENGINE = ReplacingMergeTree(ver) PARTITION BY toYYYYMM(day)"
+              " ORDER BY (request_id, start_unix_nanos) SETTINGS index_granularity = 1024");
+  s.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "calls_mv") + " TO " +
+              Table(db, "calls") + " AS SELECT day, ver, " + calls_cols + " FROM " +
+              Table(db, "calls_in"));
+  s.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "call_content_mv") + " TO " +
+              Table(db, "call_content") +
+              " AS SELECT day, ver, start_unix_nanos, request_id,"
+              " toUInt8(request_body != '' OR response_text != '') AS has_content, request_body,"
+              " response_text FROM " +
+              Table(db, "calls_in"));
+  s.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "call_ids_mv") + " TO " +
+              Table(db, "call_ids") + " AS SELECT day, ver, request_id, start_unix_nanos FROM " +
+              Table(db, "calls_in"));
+
+  // row_kind of spans_in: 0 a span as written; 1 a tombstone for the span's row in another
+  // day (a rewrite moved its start there).
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "spans_in") +
+              " (\n  row_kind UInt8,\n  day Date,\n  ver UInt64" + Defs(kSpanColumns) +
+              "\n) ENGINE = Null");
+  // Spans: sorted by their key, so a trace is a few granules per day; a rewrite within the
+  // day collapses by key, a rewrite that moves a span to another day leaves a tombstone.
+  s.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, "spans") +
+              " (\n  day Date,\n  ver UInt64,\n  deleted UInt8" + Defs(kSpanColumns) +
+              "\n) ENGINE = ReplacingMergeTree(ver) PARTITION BY day"
+              " ORDER BY (trace_id, span_id) SETTINGS index_granularity = 2048");
+  s.push_back(
+      "CREATE TABLE IF NOT EXISTS " + Table(db, "span_ids") +
+      " (\n  day Date,\n  ver UInt64,\n  trace_id FixedString(16),\n  span_id FixedString(8),"
+      "\n  start_unix_nanos Int64\n) ENGINE = ReplacingMergeTree(ver)"
+      " PARTITION BY toYYYYMM(day) ORDER BY (trace_id, span_id)"
+      " SETTINGS index_granularity = 1024");
+  s.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "spans_mv") + " TO " +
+              Table(db, "spans") + " AS SELECT day, ver, toUInt8(row_kind = 1) AS deleted, " +
+              span_cols + " FROM " + Table(db, "spans_in") + " WHERE row_kind IN (0, 1)");
+  s.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "span_ids_mv") + " TO " +
+              Table(db, "span_ids") +
+              " AS SELECT day, ver, trace_id, span_id, start_unix_nanos FROM " +
+              Table(db, "spans_in") + " WHERE row_kind = 0");
+  std::vector<Migration> all;
+  all.push_back(std::move(v1));
+  return all;
+}
+
+}  // namespace llmscope::storage_clickhouse

@@ -1,0 +1,239 @@
+#include "tsdb/chunk.h"
+
+#include <bit>
+#include <cassert>
+#include <cstring>
+
+#include "tsdb/encoding.h"
+
+namespace llmscope::tsdb {
+namespace {
+
+uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
+
+// Two's-complement wrapping arithmetic: the encoder and decoder agree on every input, and
+// corrupt bytes cannot cause signed overflow (undefined behaviour).
+int64_t WrapAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+int64_t WrapSub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+
+// Delta-of-delta buckets as in Gorilla/Prometheus: a prefix then a signed field of `bits`
+// bits holding values in [-(2^(bits-1) - 1), 2^(bits-1)].
+struct DodBucket {
+  uint64_t prefix;
+  int prefix_len;
+  int bits;
+};
+constexpr DodBucket kBuckets[] = {{0b10, 2, 14}, {0b110, 3, 17}, {0b1110, 4, 20}};
+
+bool FitsSigned(int64_t v, int bits) {
+  return v >= -((int64_t{1} << (bits - 1)) - 1) && v <= (int64_t{1} << (bits - 1));
+}
+
+}  // namespace
+
+void ChunkEncoder::WriteBits(uint64_t bits, int n) {
+  while (n > 0) {
+    if (free_bits_ == 0) {
+      buf_.push_back('\0');
+      free_bits_ = 8;
+    }
+    const int take = n < free_bits_ ? n : free_bits_;
+    const uint64_t part = (bits >> (n - take)) & ((uint64_t{1} << take) - 1);
+    buf_.back() = static_cast<char>(static_cast<uint8_t>(buf_.back()) |
+                                    static_cast<uint8_t>(part << (free_bits_ - take)));
+    free_bits_ = static_cast<uint8_t>(free_bits_ - take);
+    n -= take;
+  }
+}
+
+void ChunkEncoder::Append(int64_t t, double v) {
+  assert(num_samples_ < kMaxSamples);
+  assert(num_samples_ == 0 || t > t_);
+  const uint64_t vb = Bits(v);
+  if (num_samples_ == 0) {
+    // Byte-aligned start: the time as a zig-zag varint, the value's 64 bits.
+    encoding::PutVarint(buf_, t);
+    WriteBits(vb, 64);
+    min_t_ = t;
+  } else if (num_samples_ == 1) {
+    // Still byte-aligned: the first delta as a varint.
+    delta_ = WrapSub(t, t_);
+    encoding::PutUvarint(buf_, static_cast<uint64_t>(delta_));
+    free_bits_ = 0;
+  } else {
+    const int64_t delta = WrapSub(t, t_);
+    const int64_t dod = WrapSub(delta, delta_);
+    delta_ = delta;
+    if (dod == 0) {
+      WriteBits(0, 1);
+    } else {
+      bool done = false;
+      for (const DodBucket& b : kBuckets) {
+        if (FitsSigned(dod, b.bits)) {
+          WriteBits(b.prefix, b.prefix_len);
+          WriteBits(static_cast<uint64_t>(dod), b.bits);
+          done = true;
+          break;
+        }
+      }
+      if (!done) {
+        WriteBits(0b1111, 4);
+        WriteBits(static_cast<uint64_t>(dod), 64);
+      }
+    }
+  }
+  if (num_samples_ > 0) {
+    const uint64_t x = vb ^ v_bits_;
+    if (x == 0) {
+      WriteBits(0, 1);
+    } else {
+      int leading = std::countl_zero(x);
+      const int trailing = std::countr_zero(x);
+      if (leading >= 32) leading = 31;  // 5 bits
+      if (leading_ != 0xff && leading >= leading_ && trailing >= trailing_) {
+        // The meaningful bits fit the previous window: reuse it.
+        WriteBits(0b10, 2);
+        const int sig = 64 - leading_ - trailing_;
+        WriteBits(x >> trailing_, sig);
+      } else {
+        leading_ = static_cast<uint8_t>(leading);
+        trailing_ = static_cast<uint8_t>(trailing);
+        const int sig = 64 - leading - trailing;
+        WriteBits(0b11, 2);
+        WriteBits(static_cast<uint64_t>(leading), 5);
+        WriteBits(static_cast<uint64_t>(sig & 63), 6);  // 64 is written as 0
+        WriteBits(x >> trailing, sig);
+      }
+    }
+  }
+  v_bits_ = vb;
+  t_ = t;
+  ++num_samples_;
+}
+
+Chunk ChunkEncoder::Seal() const {
+  assert(!empty());
+  Chunk c;
+  c.min_t = min_t_;
+  c.max_t = t_;
+  c.num_samples = num_samples_;
+  c.size = static_cast<uint32_t>(buf_.size());
+  auto data = std::make_shared_for_overwrite<uint8_t[]>(buf_.size());
+  std::memcpy(data.get(), buf_.data(), buf_.size());
+  c.data = std::move(data);
+  return c;
+}
+
+void ChunkEncoder::Reset() { *this = ChunkEncoder(); }
+
+uint64_t ChunkIterator::ReadBits(int n) {
+  if (corrupt_ || bit_pos_ + static_cast<size_t>(n) > data_.size() * 8) {
+    corrupt_ = true;
+    return 0;
+  }
+  uint64_t out = 0;
+  while (n > 0) {
+    const size_t byte = bit_pos_ / 8;
+    const int offset = static_cast<int>(bit_pos_ % 8);
+    const int avail = 8 - offset;
+    const int take = n < avail ? n : avail;
+    const uint8_t b = static_cast<uint8_t>(data_[byte]);
+    const uint64_t part = (b >> (avail - take)) & ((1u << take) - 1);
+    out = (out << take) | part;
+    bit_pos_ += static_cast<size_t>(take);
+    n -= take;
+  }
+  return out;
+}
+
+uint64_t ChunkIterator::ReadUvarintAligned() {
+  encoding::Reader r(data_.substr(bit_pos_ / 8));
+  const uint64_t v = r.Uvarint();
+  if (!r.ok()) {
+    corrupt_ = true;
+    return 0;
+  }
+  bit_pos_ += r.pos() * 8;
+  return v;
+}
+
+bool ChunkIterator::Next() {
+  if (corrupt_ || left_ == 0) return false;
+  if (read_ == 0) {
+    const uint64_t zz = ReadUvarintAligned();
+    t_ = static_cast<int64_t>(zz >> 1) ^ -static_cast<int64_t>(zz & 1);
+    v_bits_ = ReadBits(64);
+  } else {
+    if (read_ == 1) {
+      delta_ = static_cast<int64_t>(ReadUvarintAligned());
+    } else {
+      int64_t dod = 0;
+      if (ReadBits(1) != 0) {
+        int bits = 64;
+        for (const DodBucket& b : kBuckets) {
+          if (ReadBits(1) == 0) {
+            bits = b.bits;
+            break;
+          }
+        }
+        const uint64_t raw = ReadBits(bits);
+        if (bits == 64) {
+          dod = static_cast<int64_t>(raw);
+        } else {
+          dod = static_cast<int64_t>(raw);
+          if (raw > (uint64_t{1} << (bits - 1))) dod -= int64_t{1} << bits;
+        }
+      }
+      delta_ = WrapAdd(delta_, dod);
+    }
+    t_ = WrapAdd(t_, delta_);
+    if (ReadBits(1) != 0) {
+      if (ReadBits(1) != 0) {
+        leading_ = static_cast<uint8_t>(ReadBits(5));
+        int sig = static_cast<int>(ReadBits(6));
+        if (sig == 0) sig = 64;
+        if (leading_ + sig > 64) corrupt_ = true;
+        trailing_ = static_cast<uint8_t>(corrupt_ ? 0 : 64 - leading_ - sig);
+      } else if (read_ == 1) {
+        corrupt_ = true;  // "reuse the window" before any window was written
+      }
+      const int sig = 64 - leading_ - trailing_;
+      if (!corrupt_) v_bits_ ^= ReadBits(sig) << trailing_;
+    }
+  }
+  if (corrupt_) return false;
+  ++read_;
+  --left_;
+  return true;
+}
+
+double ChunkIterator::v() const { return std::bit_cast<double>(v_bits_); }
+
+core::Result<Chunk> EncodeChunk(std::span<const Sample> samples) {
+  if (samples.empty() || samples.size() > ChunkEncoder::kMaxSamples) {
+    return core::InvalidArgument("a chunk holds 1 to 65535 samples");
+  }
+  ChunkEncoder enc;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (i > 0 && samples[i].t_ms <= samples[i - 1].t_ms) {
+      return core::InvalidArgument("chunk sample times must increase strictly");
+    }
+    enc.Append(samples[i].t_ms, samples[i].v);
+  }
+  return enc.Seal();
+}
+
+core::Result<std::vector<Sample>> DecodeChunk(std::string_view data, uint32_t num_samples) {
+  std::vector<Sample> out;
+  out.reserve(num_samples);
+  ChunkIterator it(data, num_samples);
+  while (it.Next()) out.push_back({it.t(), it.v()});
+  if (it.corrupt() || out.size() != num_samples) return core::Internal("malformed chunk");
+  return out;
+}
+
+}  // namespace llmscope::tsdb

@@ -1,0 +1,95 @@
+#include "tsdb/promql_queryable.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include "core/log.h"
+#include "promql/engine.h"
+#include "testing/fake_clock.h"
+
+namespace llmscope::tsdb {
+namespace {
+
+// The same samples in the store and in the engine's reference MemoryStorage must give the
+// same answer to every query: the adapter neither loses, reorders nor invents samples.
+TEST(DbQueryable, AnswersExactlyAsTheReferenceStorage) {
+  testing::FakeClock clock;
+  core::NullLogger log;
+  DbOptions o;  // in memory
+  auto db = Db::Open(o, clock, log);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  promql::MemoryStorage reference;
+
+  const int64_t now_ms = clock.UnixNanos() / 1'000'000;
+  const int64_t start_ms = now_ms - 3'600'000;
+  std::mt19937_64 rng(7);
+  const char* models[] = {"gpt-4o", "claude-sonnet", "llama"};
+  for (int m = 0; m < 3; ++m) {
+    for (const char* code : {"200", "500"}) {
+      Labels labels =
+          MakeLabels({{"__name__", "llm_requests_total"}, {"model", models[m]}, {"code", code}});
+      std::vector<promql::Label> pl;
+      for (const auto& l : labels) pl.push_back({l.name, l.value});
+      promql::Labels plabels = promql::Labels::FromSorted(pl);
+      double v = 0;
+      for (int64_t t = start_ms; t <= now_ms; t += 15'000) {
+        v += static_cast<double>(rng() % 10);
+        if (t == start_ms + 1'800'000) v = 3;  // a counter reset (a restart)
+        double sample = (m == 2 && t > now_ms - 600'000) ? promql::StaleNaN() : v;
+        ASSERT_TRUE((*db)->Append(labels, t, sample).ok());
+        reference.Add(plabels, t, sample);
+        if (m == 2 && t > now_ms - 600'000) break;  // the series went away
+      }
+    }
+  }
+  DbQueryable queryable(**db);
+  promql::Engine engine;
+  for (const char* q :
+       {"llm_requests_total", "sum by (model) (rate(llm_requests_total[5m]))",
+        "increase(llm_requests_total{code=~\"5..\"}[30m])",
+        "llm_requests_total{model!=\"llama\"} offset 10m", "count(llm_requests_total)"}) {
+    for (int64_t t : {now_ms, now_ms - 1'000'000}) {
+      auto got = engine.InstantQuery(queryable, q, t);
+      auto want = engine.InstantQuery(reference, q, t);
+      ASSERT_TRUE(got.ok()) << q << ": " << got.status().ToString();
+      ASSERT_TRUE(want.ok()) << q;
+      // An instant vector's order is the storage's: compare them sorted by labels.
+      auto gv = std::get<promql::Vector>(*got);
+      auto wv = std::get<promql::Vector>(*want);
+      auto by_labels = [](const promql::Sample& a, const promql::Sample& b) {
+        return std::lexicographical_compare(
+            a.labels.begin(), a.labels.end(), b.labels.begin(), b.labels.end(),
+            [](const promql::Label& x, const promql::Label& y) {
+              return std::tie(x.name, x.value) < std::tie(y.name, y.value);
+            });
+      };
+      std::sort(gv.begin(), gv.end(), by_labels);
+      std::sort(wv.begin(), wv.end(), by_labels);
+      ASSERT_EQ(gv.size(), wv.size()) << q;
+      for (size_t i = 0; i < gv.size(); ++i) {
+        EXPECT_EQ(gv[i].labels, wv[i].labels) << q;
+        EXPECT_EQ(gv[i].v, wv[i].v) << q;
+      }
+    }
+    auto range_got = engine.RangeQuery(queryable, q, start_ms, now_ms, 60'000);
+    auto range_want = engine.RangeQuery(reference, q, start_ms, now_ms, 60'000);
+    ASSERT_TRUE(range_got.ok() && range_want.ok()) << q;
+    const auto& gm = std::get<promql::Matrix>(*range_got);
+    const auto& wm = std::get<promql::Matrix>(*range_want);
+    ASSERT_EQ(gm.size(), wm.size()) << q;
+    for (size_t i = 0; i < gm.size(); ++i) {
+      ASSERT_EQ(gm[i].points.size(), wm[i].points.size()) << q;
+      for (size_t k = 0; k < gm[i].points.size(); ++k) {
+        EXPECT_EQ(gm[i].points[k].t, wm[i].points[k].t);
+        EXPECT_EQ(gm[i].points[k].v, wm[i].points[k].v) << q;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmscope::tsdb
