@@ -138,6 +138,7 @@ struct Gateway::Impl {
     uint64_t seq = 0;
   };
   std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<HandoverTracker> handovers;
   metrics::Gauge* active[6] = {};
   std::vector<metrics::Counter*> upstream_conn_errors;  // per upstream
 };
@@ -161,6 +162,7 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, R
   if (options.workers <= 0) return core::InvalidArgument("gateway workers must be positive");
   std::unique_ptr<Gateway> g(new Gateway(std::move(options), std::move(router), sink, clock, log));
   std::random_device rd;
+  g->impl_->handovers = std::make_unique<HandoverTracker>(g->options_.workers);
   for (int i = 0; i < g->options_.workers; ++i) {
     auto w = std::make_unique<Impl::Worker>();
     w->rng.seed((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(i));
@@ -194,6 +196,10 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options, R
     }
   }
   return g;
+}
+
+bool Gateway::WaitForHandovers(core::Nanos timeout) {
+  return impl_->handovers->WaitForAll(timeout);
 }
 
 void Gateway::ShutdownWorker(int worker) {
@@ -270,6 +276,12 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   core::MonoTime work_since = t0;
   HeaderList resp_headers;
 
+  // Held from the start of the write that completes the client's response until the record
+  // is submitted; a flush waits for it (HandoverTracker).
+  HandoverTracker::Ticket handover;
+  auto begin_handover = [&] {
+    if (handover.slot < 0) handover = impl_->handovers->Begin(req.worker());
+  };
   // Finishes the record and hands it to the pipeline; never blocks.
   auto finish = [&](int status, core::ErrorClass err, std::string message) {
     call.http_status = status;
@@ -279,6 +291,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     call.overhead_nanos = overhead;
     active.Dec();
     sink_.Submit(std::move(call));
+    impl_->handovers->End(handover);
   };
   auto add_own_headers = [&](HeaderList& h, int64_t overhead_ns) {
     h.emplace_back("x-llmscope-request-id", call.request_id);
@@ -481,6 +494,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     // the client process it woke (measured: up to 2 ms on a busy core), which is not the
     // call's time.
     call.end_nanos = Since(clock_, t0);
+    begin_handover();
     const bool ok = co_await w.Send(status, resp_headers, body);
     if (!ok) {
       call.client_cancelled = true;
@@ -543,6 +557,9 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       // The rewritten event is appended here, in order, and the tap skips the original.
       return !(injected_usage && AppendWithoutNullUsage(ev.raw, out));
     });
+    // A client may stop reading at the end-of-stream marker (`[DONE]`, `message_stop`, ...)
+    // and ask for a flush before the connection's last bytes: the hand-over starts there.
+    if (observer.facts().terminated) begin_handover();
     overhead += Since(clock_, t_piece);
     if (!out.empty() && !co_await w.WriteChunk(out)) {
       ex.Cancel();
@@ -552,6 +569,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       break;
     }
   }
+  begin_handover();
   if (err == core::ErrorClass::kNone || abort_client) {
     out.clear();
     tap.Finish(out);

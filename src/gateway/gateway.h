@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/record_sink.h"
 #include "core/status.h"
+#include "gateway/handover.h"
 #include "gateway/router.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -42,6 +43,12 @@ class Gateway {
   // /v1/messages and GET /v1/models. Returns false (without responding) for other paths.
   bool Handles(std::string_view method, std::string_view path) const;
   http::Task<void> Handle(http::Request& req, http::ResponseWriter& w);
+
+  // Waits until every call whose response was (being) handed to its client before this call
+  // has been submitted to the sink; see HandoverTracker. A flush calls it first, so that a
+  // client that got its response and then asks for a flush finds its call. False when that
+  // did not happen within `timeout` (real time).
+  bool WaitForHandovers(core::Nanos timeout);
 
   // Closes worker i's upstream connections. Call from that worker's thread (Server's
   // OnWorkerStop hook) before its event loop goes away.

@@ -359,8 +359,11 @@ int Serve(const Flags& flags) {
       // The wait blocks: it runs on the query pool, never on this event loop.
       bool flushed = false;
       co_await http::RunOnPool(flush_pool, [&] {
+        // First the calls whose responses are already with their clients, so that a client
+        // that read its response and then flushed finds its call; then the pipeline.
         const auto timeout = std::chrono::seconds(10);
-        flushed = pipe.Flush(timeout) && (!writer || writer->Flush(timeout));
+        flushed = gateway.WaitForHandovers(timeout) && pipe.Flush(timeout) &&
+                  (!writer || writer->Flush(timeout));
       });
       co_await w.Send(flushed ? 200 : 503, h,
                       flushed ? "{\"status\":\"success\",\"data\":{\"flushed\":true}}"
