@@ -198,7 +198,8 @@ std::optional<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
-core::Result<Params> Params::Parse(std::string_view query) {
+core::Result<Params> Params::Parse(std::string_view query,
+                                   const std::vector<std::string_view>& repeatable) {
   Params p;
   size_t start = 0;
   while (start <= query.size()) {
@@ -213,7 +214,10 @@ core::Result<Params> Params::Parse(std::string_view query) {
       return core::InvalidArgument("query string: malformed percent escape in " + Quoted(part));
     }
     if (name->empty()) return core::InvalidArgument("query string: a parameter has no name");
-    if (p.Get(*name)) return Bad(*name, "given more than once");
+    if (p.Get(*name) &&
+        std::find(repeatable.begin(), repeatable.end(), *name) == repeatable.end()) {
+      return Bad(*name, "given more than once");
+    }
     p.all_.emplace_back(std::move(*name), std::move(*value));
   }
   return p;
@@ -224,6 +228,14 @@ std::optional<std::string_view> Params::Get(std::string_view name) const {
     if (k == name) return std::string_view(v);
   }
   return std::nullopt;
+}
+
+std::vector<std::string_view> Params::GetAll(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& [k, v] : all_) {
+    if (k == name) out.emplace_back(v);
+  }
+  return out;
 }
 
 core::Status Params::CheckKnown(const std::vector<std::string_view>& known) const {

@@ -22,10 +22,15 @@ namespace llmscope::api {
 class Params {
  public:
   // Parses "a=1&b=x%20y" (percent-decoding, '+' as space). Errors: a malformed escape, a
-  // repeated name, an empty name.
-  static core::Result<Params> Parse(std::string_view query);
+  // repeated name (except the names in `repeatable`, such as Prometheus' "match[]"), an
+  // empty name.
+  static core::Result<Params> Parse(std::string_view query,
+                                    const std::vector<std::string_view>& repeatable = {});
 
+  // The first value of `name`.
   std::optional<std::string_view> Get(std::string_view name) const;
+  // Every value of `name`, in the order given.
+  std::vector<std::string_view> GetAll(std::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& all() const { return all_; }
   // INVALID_ARGUMENT naming the first parameter not in `known` (a typo in a filter would
   // otherwise silently match everything).

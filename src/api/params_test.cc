@@ -32,6 +32,15 @@ TEST(Params, DecodesPercentAndPlusAndRejectsRepeatsAndBadEscapes) {
   EXPECT_TRUE(Params::Parse("&&a=1&").ok());
 }
 
+TEST(Params, RepeatableNamesKeepEveryValueInOrder) {
+  auto p = Params::Parse("match%5B%5D=up&x=1&match[]=llm_requests_total", {"match[]"});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->GetAll("match[]"), (std::vector<std::string_view>{"up", "llm_requests_total"}));
+  EXPECT_EQ(p->Get("match[]"), "up");
+  EXPECT_TRUE(p->GetAll("absent").empty());
+  EXPECT_FALSE(Params::Parse("x=1&x=2", {"match[]"}).ok()) << "only the named ones repeat";
+}
+
 TEST(ParseTime, TakesRfc3339AndUnixSeconds) {
   EXPECT_EQ(*ParseTime("2025-11-23T10:00:00Z", "from"), kNow);
   EXPECT_EQ(*ParseTime("2025-11-23T11:30:00+01:30", "from"), kNow);

@@ -22,6 +22,13 @@ class Queryable {
   // Series without samples in the range may be left out. An error fails the query.
   virtual core::Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
                                                    int64_t min_ms, int64_t max_ms) const = 0;
+
+  // The label sets of the series matching all `matchers` with data in [min_ms, max_ms],
+  // without their samples (the series and label APIs). An implementation may decide "data
+  // in the range" at a coarser grain, such as whole chunks, as Prometheus does. The default
+  // runs Select and keeps the series with a sample other than a stale marker.
+  virtual core::Result<std::vector<Labels>> SelectSeries(const std::vector<LabelMatcher>& matchers,
+                                                         int64_t min_ms, int64_t max_ms) const;
 };
 
 // An in-memory Queryable for tests, the promqltest runner and small embedded uses.

@@ -29,6 +29,22 @@ std::string FormatFloat(double v) {
   return std::string(buf, r.ptr);
 }
 
+core::Result<std::vector<Labels>> Queryable::SelectSeries(const std::vector<LabelMatcher>& matchers,
+                                                          int64_t min_ms, int64_t max_ms) const {
+  auto series = Select(matchers, min_ms, max_ms);
+  if (!series.ok()) return series.status();
+  std::vector<Labels> out;
+  for (auto& s : *series) {
+    for (const auto& p : s.points) {
+      if (!IsStaleNaN(p.v)) {
+        out.push_back(std::move(s.labels));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 void MemoryStorage::Add(const Labels& labels, int64_t t_ms, double v) {
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = index_.try_emplace(labels, series_.size());

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/prom_api.h"
 #include "api/query_api.h"
 #include "core/clock.h"
 #include "gateway/gateway.h"
@@ -28,11 +29,17 @@
 #include "pipeline/pipeline.h"
 #include "pipeline/store_writer.h"
 #include "pricing/price_catalog.h"
+#include "promql/engine.h"
 #include "server/config.h"
 #include "simulator/sim_server.h"
 #include "stats/llm_metrics.h"
 #include "storage_clickhouse/clickhouse_store.h"
 #include "storage_sqlite/sqlite_store.h"
+#include "tsdb/db.h"
+#include "tsdb/db_collector.h"
+#include "tsdb/import.h"
+#include "tsdb/promql_queryable.h"
+#include "tsdb/scraper.h"
 
 #ifndef LLMSCOPE_VERSION
 #define LLMSCOPE_VERSION "dev"
@@ -53,6 +60,10 @@ constexpr char kUsage[] =
     "           [--latency-ms N] [--ttft-ms N] [--tokens-per-second N] [--error-rate P]\n"
     "           [--seed N]\n"
     "      Run only the LLM simulator (OpenAI and Anthropic wire formats).\n"
+    "  tsdb import [--config FILE] [--dir DIR] FILE\n"
+    "      Backfill the metrics store from an OpenMetrics file with timestamps (the input\n"
+    "      of promtool tsdb create-blocks-from openmetrics). The directory is tsdb.dir of\n"
+    "      the configuration unless --dir is given; llmscope must not be serving from it.\n"
     "  config check FILE   Validate a configuration file and list every problem.\n"
     "  config default      Print the built-in default configuration.\n"
     "  version             Print the version.\n";
@@ -304,7 +315,39 @@ int Serve(const Flags& flags) {
   qo.limits.max_timeout = c.storage.query_max_timeout;
   api::QueryApi query_api(qo, store->get(), clock, registry);
 
+  // llmscope's own metrics history: the self-scrape into the embedded time-series store,
+  // and the Prometheus-compatible API (PromQL) over it.
+  std::unique_ptr<tsdb::Db> tsdb_db;
+  std::unique_ptr<tsdb::Scraper> scraper;
+  std::unique_ptr<tsdb::ScrapeRunner> scrape_runner;
+  std::unique_ptr<tsdb::DbQueryable> tsdb_view;
+  if (c.tsdb.enabled) {
+    tsdb::DbOptions o = c.tsdb.db;
+    o.dir = c.tsdb.dir;
+    auto db = tsdb::Db::Open(o, clock, log);
+    if (!db.ok()) return Fail("tsdb: " + db.status().message());
+    tsdb_db = std::move(db).value();
+    registry.AddCollector(std::make_shared<tsdb::DbCollector>(*tsdb_db));
+    scraper = std::make_unique<tsdb::Scraper>(registry, *tsdb_db);
+    tsdb_view = std::make_unique<tsdb::DbQueryable>(*tsdb_db);
+  }
+  const promql::Engine engine;
+  api::PromApiOptions po;
+  po.threads = c.storage.query_threads;
+  po.version = LLMSCOPE_VERSION;
+  api::PromApi prom_api(po, engine, tsdb_view.get(), {}, clock, registry);
+
   if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
+  if (tsdb_db) {
+    tsdb::ScrapeRunnerOptions ro;
+    ro.interval = c.tsdb.scrape_interval;
+    ro.persist_interval = c.tsdb.persist_interval;
+    scrape_runner = std::make_unique<tsdb::ScrapeRunner>(ro, *scraper, *tsdb_db, clock, log);
+    if (auto st = scrape_runner->Start(); !st.ok()) return Fail("tsdb: " + st.message());
+    log.Info("tsdb", {{"dir", c.tsdb.dir},
+                      {"scrape_interval", promql::FormatDuration(c.tsdb.scrape_interval.count())},
+                      {"series", std::to_string(tsdb_db->stats().series)}});
+  }
   std::unique_ptr<RetentionLoop> retention;
   if (*store) {
     retention = std::make_unique<RetentionLoop>(**store, c.storage.retention,
@@ -350,6 +393,8 @@ int Serve(const Flags& flags) {
                       "\"code\":\"request_too_large\"}}");
     } else if (query_api.Handles(path)) {
       co_await query_api.Handle(req, w);
+    } else if (prom_api.Handles(path)) {
+      co_await prom_api.Handle(req, w);
     } else if (path == "/-/flush") {
       const http::HeaderList h{{"Content-Type", "application/json"}};
       if (req.method() != "POST") {
@@ -389,6 +434,7 @@ int Serve(const Flags& flags) {
     gateway.ShutdownWorker(worker);
     // Pool threads hand results to the event loops: they must be done before loops go.
     query_api.Shutdown();
+    prom_api.Shutdown();
     flush_pool.Close();
   });
   if (auto st = server.Start(); !st.ok()) return Fail(st.message());
@@ -405,6 +451,12 @@ int Serve(const Flags& flags) {
   pipe.Stop();  // drains: every accepted call reaches metrics, the call log and the writer
   retention.reset();
   if (writer) writer->Stop();  // to the store within its timeout, the rest to the spill
+  if (scrape_runner) {
+    // A last scrape is not taken; what was scraped is persisted so that a restart keeps it.
+    if (auto st = scrape_runner->Stop(); !st.ok()) {
+      log.Error("tsdb: persisting at stop failed", {{"error", st.message()}});
+    }
+  }
   log.Info("stopped");
   return 0;
 }
@@ -448,6 +500,48 @@ int Simulate(const Flags& flags) {
   return 0;
 }
 
+// `llmscope tsdb import`: parses the whole file first (an error imports nothing), then
+// appends and persists.
+int TsdbImport(int argc, char** argv) {
+  std::string config_path, dir, file;
+  for (int i = 3; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "--dir") && i + 1 < argc) {
+      (a == "--config" ? config_path : dir) = argv[++i];
+    } else if (!a.empty() && a[0] != '-' && file.empty()) {
+      file = a;
+    } else {
+      return Fail("usage: llmscope tsdb import [--config FILE] [--dir DIR] FILE");
+    }
+  }
+  if (file.empty()) return Fail("usage: llmscope tsdb import [--config FILE] [--dir DIR] FILE");
+  auto cfg = LoadConfig(config_path);
+  if (!cfg.ok()) return Fail("invalid configuration:\n" + cfg.status().message());
+  auto text = ReadFile(file);
+  if (!text.ok()) return Fail(text.status().message());
+  auto samples = tsdb::ParseOpenMetricsSamples(*text);
+  if (!samples.ok()) return Fail(file + ": " + samples.status().message());
+  core::SystemClock clock;
+  logging::JsonLogger log(STDERR_FILENO, core::LogLevel::kWarn, clock);
+  tsdb::DbOptions o = cfg->tsdb.db;
+  o.dir = dir.empty() ? cfg->tsdb.dir : dir;
+  auto db = tsdb::Db::Open(o, clock, log);
+  if (!db.ok()) return Fail("tsdb: " + db.status().message());
+  const size_t n = samples->size();
+  auto stats = tsdb::ImportSamples(**db, std::move(*samples));
+  if (!stats.ok()) return Fail("tsdb: " + stats.status().message());
+  const auto& a = stats->append;
+  std::printf(
+      "%s: %zu samples of %llu series: %llu stored; refused: %llu out of order, %llu duplicate, "
+      "%llu before the retention, %llu over the series limit, %llu invalid\n",
+      o.dir.c_str(), n, static_cast<unsigned long long>(stats->series),
+      static_cast<unsigned long long>(a.appended), static_cast<unsigned long long>(a.out_of_order),
+      static_cast<unsigned long long>(a.duplicate), static_cast<unsigned long long>(a.too_old),
+      static_cast<unsigned long long>(a.series_limit_rejected),
+      static_cast<unsigned long long>(a.invalid));
+  return a.appended == n ? 0 : 1;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -483,6 +577,10 @@ int Main(int argc, char** argv) {
     std::printf("%s: ok (%zu upstreams, %zu routes)\n", argv[3], cfg->upstreams.size(),
                 cfg->routes.size());
     return 0;
+  }
+  if (cmd == "tsdb") {
+    if (argc >= 3 && std::string(argv[2]) == "import") return TsdbImport(argc, argv);
+    return Fail("usage: llmscope tsdb import [--config FILE] [--dir DIR] FILE");
   }
   Flags flags;
   std::string err;

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <set>
 
+#include "promql/parser.h"
+
 namespace llmscope::server {
 
 namespace {
@@ -97,6 +99,47 @@ void GetDays(const YAML::Node& map, const char* key, std::string_view where, int
     return;
   }
   out = v;
+}
+
+// A Prometheus duration ("15s", "2d", "1h30m") in milliseconds, at least `min`.
+void GetDuration(const YAML::Node& map, const char* key, std::string_view where,
+                 std::chrono::milliseconds& out, std::chrono::milliseconds min, Problems& p) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return;
+  auto ms = promql::ParseDuration(n.as<std::string>(""));
+  if (!ms.ok() || std::chrono::milliseconds(*ms) < min) {
+    p.Add(n, Join(where, key),
+          "must be a duration such as 15s, 30m, 2d or 1h30m, at least " +
+              promql::FormatDuration(min.count()));
+    return;
+  }
+  out = std::chrono::milliseconds(*ms);
+}
+
+void ParseTsdb(const YAML::Node& s, TsdbConfig& c, Problems& p) {
+  CheckKeys(s, "tsdb",
+            {"enabled", "dir", "scrape_interval", "persist_interval", "raw_retention",
+             "downsampled_retention", "downsample_window", "max_series"},
+            p);
+  Get(s, "enabled", "tsdb", c.enabled, p);
+  Get(s, "dir", "tsdb", c.dir, p);
+  using std::chrono::milliseconds;
+  GetDuration(s, "scrape_interval", "tsdb", c.scrape_interval, milliseconds(10), p);
+  GetDuration(s, "persist_interval", "tsdb", c.persist_interval, milliseconds(10), p);
+  GetDuration(s, "raw_retention", "tsdb", c.db.raw_retention, milliseconds(1000), p);
+  GetDuration(s, "downsampled_retention", "tsdb", c.db.downsampled_retention, milliseconds(1000),
+              p);
+  GetDuration(s, "downsample_window", "tsdb", c.db.downsample_window, milliseconds(1000), p);
+  GetPositive(s, "max_series", "tsdb", c.db.max_series, p);
+  if (c.persist_interval < c.scrape_interval) {
+    p.Add(s["persist_interval"], "tsdb.persist_interval",
+          "must not be shorter than tsdb.scrape_interval");
+  }
+  if (c.persist_interval > c.db.raw_retention / 2) {
+    p.Add(s["persist_interval"], "tsdb.persist_interval",
+          "must be at most half of tsdb.raw_retention (samples older than that leave memory)");
+  }
+  if (auto st = tsdb::ValidateDbOptions(c.db); !st.ok()) p.Add(s, "tsdb", st.message());
 }
 
 void ParseStorage(const YAML::Node& s, StorageConfig& c, const EnvLookup& env, Problems& p) {
@@ -196,7 +239,7 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
   if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
   CheckKeys(root, "",
             {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
-             "pricing", "simulator", "upstreams", "routes", "storage"},
+             "pricing", "simulator", "upstreams", "routes", "storage", "tsdb"},
             p);
 
   std::string listen = "127.0.0.1:8080";
@@ -284,6 +327,14 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
     }
   }
   if (c.storage.sqlite_path.empty()) c.storage.sqlite_path = c.storage.dir + "/llmscope.db";
+  if (auto s = root["tsdb"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "tsdb", "must be a map");
+    } else {
+      ParseTsdb(s, c.tsdb, p);
+    }
+  }
+  if (c.tsdb.dir.empty()) c.tsdb.dir = c.storage.dir + "/tsdb";
 
   const YAML::Node ups = root["upstreams"];
   if (ups.IsDefined() && !ups.IsSequence()) p.Add(ups, "upstreams", "must be a list");

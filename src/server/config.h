@@ -15,6 +15,7 @@
 #include "simulator/sim.h"
 #include "stats/llm_metrics.h"
 #include "storage/store.h"
+#include "tsdb/db.h"
 
 namespace llmscope::server {
 
@@ -39,6 +40,16 @@ struct StorageConfig {
   core::Nanos query_max_timeout = std::chrono::seconds(60);
 };
 
+// llmscope's own metrics history: the self-scrape into the embedded time-series store that
+// PromQL, rules and the Prometheus-compatible API read (docs/CONFIG.md, section tsdb).
+struct TsdbConfig {
+  bool enabled = true;
+  std::string dir;  // default <storage.dir>/tsdb
+  std::chrono::milliseconds scrape_interval = std::chrono::seconds(15);
+  std::chrono::milliseconds persist_interval = std::chrono::minutes(30);
+  tsdb::DbOptions db;  // retention, downsampling window and series limit; dir is set at start
+};
+
 // The whole configuration, typed and validated once at start-up. docs/CONFIG.md documents
 // every key; examples/llmscope.yaml is the default that `make run` uses.
 struct Config {
@@ -54,6 +65,7 @@ struct Config {
   std::vector<std::string> pricing_files;  // price overrides layered over the defaults
   std::string pricing_inline_yaml;         // `pricing.models` given inline in this file
   StorageConfig storage;
+  TsdbConfig tsdb;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

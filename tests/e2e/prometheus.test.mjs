@@ -12,32 +12,13 @@
 // same first/increase ratio), and the quotient is exactly the traffic's error share.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 
-import { defaultConfig, freePort, makeTempDir, postJson, readCallLog, startGateway, waitFor } from './lib/harness.mjs';
+import { defaultConfig, makeTempDir, postJson, readCallLog, startGateway, waitFor } from './lib/harness.mjs';
+import { PROMETHEUS_MISSING, PROMTOOL, startPrometheus } from './lib/prometheus.mjs';
 
-function which(name) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const p = path.join(dir || '.', name);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-const PROMETHEUS = which('prometheus');
-const PROMTOOL = which('promtool');
-const SKIP = !PROMETHEUS || !PROMTOOL
-  ? `Prometheus is not installed (need both \`prometheus\` and \`promtool\` on PATH; ` +
-    `Debian: apt-get install prometheus); found prometheus=${PROMETHEUS}, promtool=${PROMTOOL}`
-  : false;
+const SKIP = PROMETHEUS_MISSING;
 
 const MODEL = 'sim/gpt-4o-mini';
 const MESSAGES = [{ role: 'user', content: 'ping' }];
@@ -100,62 +81,22 @@ async function promScalar(expr) {
   return Number(res[0].value[1]);
 }
 
-async function startPrometheus(targetPort) {
+async function startPrometheusFor(targetPort) {
   const { dir, cleanup } = makeTempDir('llmscope-prom-');
   promDir = { dir, cleanup };
-  const configPath = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(configPath, JSON.stringify({
-    global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
-    scrape_configs: [{
-      job_name: 'llmscope',
-      scrape_interval: '1s',
-      scrape_timeout: '900ms',
-      static_configs: [{ targets: [`127.0.0.1:${targetPort}`] }],
-    }],
-  }, null, 2));
-  // Prometheus cannot report the port it got, so take a free one; retry on a lost race.
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    let out = '';
-    const child = spawn(PROMETHEUS, [
-      `--config.file=${configPath}`,
-      `--storage.tsdb.path=${path.join(dir, `data${attempt}`)}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-      '--enable-feature=exemplar-storage',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    let exited = null;
-    const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    }));
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(async () => {
-        if (exited) throw new Error(`prometheus exited (${JSON.stringify(exited)}):\n${out}`);
-        const r = await fetch(`${url}/-/ready`);
-        return r.status === 200;
-      }, { timeoutMs: 20_000, intervalMs: 100, what: 'Prometheus /-/ready' });
-    } catch (e) {
-      if (!exited) child.kill('SIGKILL');
-      await exit;
-      if (attempt < 3 && /address already in use/.test(out)) continue;
-      throw new Error(`${e.message}\n${out}`);
-    }
-    const stop = async () => {
-      if (!exited) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => { if (!exited) process.kill(child.pid, 'SIGKILL'); }, 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      return exited;
-    };
-    process.on('exit', () => { if (!exited) child.kill('SIGKILL'); });
-    return { url, pid: child.pid, stop, output: () => out };
-  }
+  return startPrometheus({
+    dir,
+    config: {
+      global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
+      scrape_configs: [{
+        job_name: 'llmscope',
+        scrape_interval: '1s',
+        scrape_timeout: '900ms',
+        static_configs: [{ targets: [`127.0.0.1:${targetPort}`] }],
+      }],
+    },
+    args: ['--enable-feature=exemplar-storage'],
+  });
 }
 
 describe('Prometheus', { skip: SKIP }, () => {
@@ -201,7 +142,7 @@ describe('Prometheus', { skip: SKIP }, () => {
   });
 
   test('PromQL over a real scrape: p95 in the right bucket, exact error rate, exemplars', async (t) => {
-    prom = await startPrometheus(gw.port);
+    prom = await startPrometheusFor(gw.port);
 
     // Prometheus' first sample: the warm-up cycle, complete.
     await waitFor(async () => (await promScalar(PROM_COUNT)) === CYCLE.length,
