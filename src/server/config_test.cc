@@ -146,5 +146,45 @@ TEST(ConfigTest, StorageSectionParsesAndNamesEachProblem) {
   EXPECT_NE(m.find("storage.colour: unknown key"), std::string::npos) << m;
 }
 
+TEST(ConfigTest, TsdbSectionParsesDurationsAndNamesEachProblem) {
+  auto d = ParseConfig(kMinimalRoutes, "t", Env);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_TRUE(d->tsdb.enabled);
+  EXPECT_EQ(d->tsdb.dir, "llmscope-data/tsdb");
+  EXPECT_EQ(d->tsdb.scrape_interval, std::chrono::seconds(15));
+
+  std::string yaml = kMinimalRoutes;
+  yaml +=
+      "storage: {dir: /data}\n"
+      "tsdb: {scrape_interval: 5s, persist_interval: 10m, raw_retention: 1d,\n"
+      "       downsampled_retention: 40d, downsample_window: 1m, max_series: 500}\n";
+  auto c = ParseConfig(yaml, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->tsdb.dir, "/data/tsdb");
+  EXPECT_EQ(c->tsdb.scrape_interval, std::chrono::seconds(5));
+  EXPECT_EQ(c->tsdb.persist_interval, std::chrono::minutes(10));
+  EXPECT_EQ(c->tsdb.db.raw_retention, std::chrono::hours(24));
+  EXPECT_EQ(c->tsdb.db.downsampled_retention, std::chrono::hours(24 * 40));
+  EXPECT_EQ(c->tsdb.db.downsample_window, std::chrono::minutes(1));
+  EXPECT_EQ(c->tsdb.db.max_series, 500u);
+
+  std::string bad = kMinimalRoutes;
+  bad +=
+      "tsdb:\n"
+      "  scrape_interval: often\n"
+      "  persist_interval: 3d\n"
+      "  max_series: 0\n"
+      "  retention: 1d\n";
+  auto b = ParseConfig(bad, "t", Env);
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.status().message();
+  EXPECT_NE(m.find("t:4: tsdb.scrape_interval: must be a duration"), std::string::npos) << m;
+  EXPECT_NE(m.find("tsdb.persist_interval: must be at most half of tsdb.raw_retention"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("tsdb.max_series: must be positive"), std::string::npos) << m;
+  EXPECT_NE(m.find("tsdb.retention: unknown key"), std::string::npos) << m;
+}
+
 }  // namespace
 }  // namespace llmscope::server
