@@ -309,6 +309,10 @@ void RuleGroup::CollectNotifications(Rule& r, int64_t t_ms, std::vector<NotifyAl
     n.starts_at_ms = a.fired_at_ms;
     n.resolved = a.resolved_at_ms != 0;
     n.ends_at_ms = n.resolved ? a.resolved_at_ms : a.valid_until_ms;
+    // As Prometheus: the external URL plus the expression's table view.
+    if (!options_.external_url.empty()) {
+      n.generator_url = options_.external_url + ExpressionLink(r.query, true);
+    }
     out.push_back(std::move(n));
   }
 }

@@ -61,7 +61,7 @@ struct NotifyAlert {
   std::map<std::string, std::string> annotations;
   int64_t starts_at_ms = 0;   // when it started firing
   int64_t ends_at_ms = 0;     // resolved time, or the time until which it is valid
-  std::string generator_url;  // empty: llmscope has no expression browser link yet
+  std::string generator_url;  // external_url + /graph?g0.expr=...&g0.tab=1; empty without one
   bool resolved = false;      // ends_at_ms is the time it was resolved
 };
 

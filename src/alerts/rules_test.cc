@@ -433,6 +433,24 @@ TEST_F(RulesTest, TemplateErrorsRenderInPlaceAndQueryWorks) {
   EXPECT_EQ(a->annotations.at("ext"), "eu1");
 }
 
+TEST_F(RulesTest, GeneratorUrlLinksTheExpressionAsPrometheusDoes) {
+  auto g = Group(
+      R"y(groups:
+- name: g
+  rules:
+  - alert: T
+    expr: sum by (m) (rate(x[5m])) > 0.5
+)y",
+      RuleGroupOptions{.external_labels = {}, .external_url = "http://llmscope.example:8080"});
+  storage_.Add({{"__name__", "x"}, {"m", "a"}}, kT0 - kMin, 0);
+  storage_.Add({{"__name__", "x"}, {"m", "a"}}, kT0, 600);
+  auto sent = Eval(*g, kT0);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].generator_url,
+            "http://llmscope.example:8080/graph?g0.expr=sum+by+%28m%29+%28rate%28x%5B5m%5D%29%29+"
+            "%3E+0.5&g0.tab=1");
+}
+
 TEST_F(RulesTest, ScalarExpressionAndQueryOffset) {
   auto g = Group(R"(groups:
 - name: g

@@ -1271,23 +1271,6 @@ class Exec {
     }
   }
 
-  static std::string QueryEscape(std::string_view s) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-        out.push_back(static_cast<char>(c));
-      } else if (c == ' ') {
-        out.push_back('+');
-      } else {
-        out.push_back('%');
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-      }
-    }
-    return out;
-  }
-
   GoArg ToGoArg(const Value& v) {
     switch (v.kind) {
       case Value::Kind::kBool:
@@ -1568,8 +1551,7 @@ class Exec {
     }
     if (fn == "graphLink" || fn == "tableLink") {
       num_arg(1);
-      return Value::Str("/graph?g0.expr=" + QueryEscape(Str(fn, args[0], what)) +
-                        "&g0.tab=" + (fn == "graphLink" ? "0" : "1"));
+      return Value::Str(ExpressionLink(Str(fn, args[0], what), fn == "tableLink"));
     }
     if (fn == "externalURL") {
       num_arg(0);
@@ -1741,6 +1723,27 @@ std::string Template::Expand(const TemplateData& data) const {
   auto r = Execute(data);
   if (!r.ok()) return "<error expanding template: " + r.status().message() + ">";
   return std::move(*r);
+}
+
+std::string QueryEscape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else if (c == ' ') {
+      out.push_back('+');
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string ExpressionLink(std::string_view expr, bool table) {
+  return "/graph?g0.expr=" + QueryEscape(expr) + "&g0.tab=" + (table ? "1" : "0");
 }
 
 }  // namespace llmscope::alerts

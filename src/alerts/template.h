@@ -97,4 +97,10 @@ std::string Humanize1024(double v);         // 1048576 -> "1Mi"
 std::string HumanizeDuration(double secs);  // 90 -> "1m 30s", 0.5 -> "500ms"
 std::string HumanizePercentage(double v);   // 0.1234 -> "12.34%"
 
+// Go's url.QueryEscape: unreserved bytes kept, space as '+', the rest %XX.
+std::string QueryEscape(std::string_view s);
+// Prometheus' link to an expression in its browser: "/graph?g0.expr=<escaped>&g0.tab=<0|1>"
+// (graph or table tab), the path that alerts' generatorURL and graphLink/tableLink use.
+std::string ExpressionLink(std::string_view expr, bool table);
+
 }  // namespace llmscope::alerts

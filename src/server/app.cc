@@ -17,20 +17,27 @@
 #include <thread>
 #include <vector>
 
+#include "alerts/api_json.h"
+#include "alerts/cli.h"
+#include "alerts/manager.h"
 #include "api/prom_api.h"
 #include "api/query_api.h"
 #include "core/clock.h"
+#include "core/json_string.h"
 #include "gateway/gateway.h"
 #include "logging/logger.h"
 #include "metrics/exposition.h"
 #include "metrics/process_collector.h"
 #include "metrics/registry.h"
+#include "notify/config.h"
+#include "notify/notifier.h"
 #include "pipeline/call_log.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/store_writer.h"
 #include "pricing/price_catalog.h"
 #include "promql/engine.h"
 #include "server/config.h"
+#include "server/rules_setup.h"
 #include "simulator/sim_server.h"
 #include "stats/llm_metrics.h"
 #include "storage_clickhouse/clickhouse_store.h"
@@ -64,6 +71,9 @@ constexpr char kUsage[] =
     "      Backfill the metrics store from an OpenMetrics file with timestamps (the input\n"
     "      of promtool tsdb create-blocks-from openmetrics). The directory is tsdb.dir of\n"
     "      the configuration unless --dir is given; llmscope must not be serving from it.\n"
+    "  rules check FILE...  Validate rule files like promtool check rules.\n"
+    "  rules export [--format prometheus|prometheusrule]\n"
+    "      Print the built-in rule pack as a Prometheus rule file or a PrometheusRule.\n"
     "  config check FILE   Validate a configuration file and list every problem.\n"
     "  config default      Print the built-in default configuration.\n"
     "  version             Print the version.\n";
@@ -134,6 +144,15 @@ core::Result<Config> LoadConfig(const std::string& path) {
   return ParseConfig(*text, path, GetEnv);
 }
 
+// The notification config named by `alerting.config_file`.
+core::Result<notify::Config> LoadAlertingConfig(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  auto c = notify::ParseConfig(*text);
+  if (!c.ok()) return core::InvalidArgument(path + ":\n" + c.status().message());
+  return c;
+}
+
 bool WriteReadyFile(const std::string& path, uint16_t port) {
   if (path.empty()) return true;
   std::string tmp = path + ".tmp";
@@ -151,6 +170,7 @@ sigset_t BlockStopSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);  // reload, as Prometheus does
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a signal
   return set;
@@ -251,6 +271,58 @@ class RetentionLoop {
   std::jthread thread_;  // last: stopped and joined first
 };
 
+// The Alertmanager v2 API of the built-in notifier: GET /api/v2/alerts, GET|POST
+// /api/v2/silences, GET|DELETE /api/v2/silence/{id}. 503 when alerting is not configured.
+http::Task<void> AlertmanagerApi(http::Request& req, http::ResponseWriter& w,
+                                 notify::Notifier* notifier, http::WorkPool& pool) {
+  const http::HeaderList h{{"Content-Type", "application/json"}};
+  auto error = [](std::string_view message) {
+    std::string b = "{\"error\":";
+    core::AppendJsonString(b, message);
+    return b + "}";
+  };
+  const std::string path(req.path());
+  const std::string method(req.method());
+  if (notifier == nullptr) {
+    co_await w.Send(503, h, error("alerting is not configured (alerting.config_file)"));
+    co_return;
+  }
+  int status = 200;
+  std::string body;
+  bool known = true;
+  co_await http::RunOnPool(pool, [&] {
+    if (path == "/api/v2/alerts" && method == "GET") {
+      body = notifier->AlertsJson();
+    } else if (path == "/api/v2/silences" && method == "GET") {
+      body = notifier->SilencesJson();
+    } else if (path == "/api/v2/silences" && method == "POST") {
+      auto r = notifier->PostSilence(req.body());
+      status = r.ok() ? 200 : (r.status().code() == core::StatusCode::kNotFound ? 404 : 400);
+      body = r.ok() ? *r : error(r.status().message());
+    } else if (path.rfind("/api/v2/silence/", 0) == 0 && path.size() > 16) {
+      const std::string id = path.substr(16);
+      if (method == "GET") {
+        auto r = notifier->SilenceJson(id);
+        status = r.ok() ? 200 : 404;
+        body = r.ok() ? *r : error(r.status().message());
+      } else if (method == "DELETE") {
+        auto st = notifier->ExpireSilence(id);
+        status = st.ok() ? 200 : (st.code() == core::StatusCode::kNotFound ? 404 : 400);
+        body = st.ok() ? "{}" : error(st.message());
+      } else {
+        known = false;
+      }
+    } else {
+      known = false;
+    }
+  });
+  if (!known) {
+    status = 404;
+    body = error("no such Alertmanager API endpoint or method: " + method + " " + path);
+  }
+  co_await w.Send(status, h, body);
+}
+
 int Serve(const Flags& flags) {
   core::SystemClock clock;
   auto cfg = LoadConfig(flags.config);
@@ -332,10 +404,87 @@ int Serve(const Flags& flags) {
     tsdb_view = std::make_unique<tsdb::DbQueryable>(*tsdb_db);
   }
   const promql::Engine engine;
+
+  // Notifications (an Alertmanager-style config file): routes, receivers, silences, and
+  // pushes to external Alertmanagers.
+  std::unique_ptr<notify::Notifier> notifier;
+  if (!c.alerting_config_file.empty()) {
+    auto nc = LoadAlertingConfig(c.alerting_config_file);
+    if (!nc.ok()) return Fail("alerting: " + nc.status().message());
+    notify::NotifierOptions no;
+    no.external_url = c.rules.external_url;
+    no.silences_path = c.storage.dir + "/silences";
+    std::error_code ec;
+    std::filesystem::create_directories(c.storage.dir, ec);
+    auto n = notify::Notifier::Create(no, std::move(*nc), registry, clock, log);
+    if (!n.ok()) return Fail("alerting: " + n.status().message());
+    notifier = std::move(n).value();
+  }
+
+  // Rules over the metrics history: recording rules write back into it, alerts go to the
+  // notifier.
+  std::unique_ptr<alerts::RuleManager> rules;
+  std::unique_ptr<alerts::RuleRunner> rule_runner;
+  if (tsdb_db) {
+    alerts::RuleManagerOptions ro;
+    ro.group.default_interval_ms = c.rules.evaluation_interval.count();
+    ro.group.external_labels = c.rules.external_labels;
+    ro.group.external_url = c.rules.external_url;
+    ro.state_file = c.rules.state_file;
+    tsdb::Db* db = tsdb_db.get();
+    rules = std::make_unique<alerts::RuleManager>(
+        ro, engine, *tsdb_view, clock, log, [db](std::vector<alerts::RuleSample> samples) {
+          std::vector<tsdb::LabeledSample> out;
+          out.reserve(samples.size());
+          for (auto& s : samples) {
+            std::vector<tsdb::Label> labels;
+            labels.reserve(s.labels.size());
+            for (const auto& l : s.labels) labels.push_back({l.name, l.value});
+            out.push_back({tsdb::MakeLabels(std::move(labels)), s.t_ms, s.v});
+          }
+          db->AppendBatch(out);
+        });
+    if (auto st = LoadRules(c.rules, *rules); !st.ok()) return Fail("rules:\n" + st.message());
+    size_t restored = 0;
+    if (auto st = rules->RestoreState(&restored); !st.ok()) {
+      log.Warn("rules: the saved alert state was not restored", {{"error", st.message()}});
+    }
+    notify::Notifier* to = notifier.get();
+    rule_runner = std::make_unique<alerts::RuleRunner>(
+        alerts::RuleRunnerOptions{}, *rules, clock, log,
+        [to](std::vector<alerts::NotifyAlert> alerts) {
+          if (to == nullptr) return;
+          std::vector<notify::Alert> out;
+          out.reserve(alerts.size());
+          for (auto& a : alerts) {
+            notify::Alert n;
+            for (const auto& l : a.labels) n.labels[l.name] = l.value;
+            for (auto& [k, v] : a.annotations) n.annotations[k] = std::move(v);
+            n.starts_at_unix_nanos = a.starts_at_ms * 1'000'000;
+            n.ends_at_unix_nanos = a.ends_at_ms * 1'000'000;
+            n.generator_url = std::move(a.generator_url);
+            out.push_back(std::move(n));
+          }
+          to->Send(std::move(out));
+        });
+    log.Info("rules", {{"groups", std::to_string(rules->groups().size())},
+                       {"restored_alerts", std::to_string(restored)}});
+  } else if (c.rules.builtin || !c.rules.files.empty()) {
+    log.Warn("rules need the metrics history (tsdb.enabled: true); no rule is evaluated");
+  }
+
   api::PromApiOptions po;
   po.threads = c.storage.query_threads;
   po.version = LLMSCOPE_VERSION;
-  api::PromApi prom_api(po, engine, tsdb_view.get(), {}, clock, registry);
+  api::PromRuleSources sources;
+  if (rules) {
+    alerts::RuleManager* m = rules.get();
+    sources.rules = [m] {
+      return alerts::RenderRulesJson(m->Snapshot(), alerts::RuleTypeFilter::kAll);
+    };
+    sources.alerts = [m] { return alerts::RenderAlertsJson(m->Snapshot()); };
+  }
+  api::PromApi prom_api(po, engine, tsdb_view.get(), sources, clock, registry);
 
   if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
   if (tsdb_db) {
@@ -347,6 +496,12 @@ int Serve(const Flags& flags) {
     log.Info("tsdb", {{"dir", c.tsdb.dir},
                       {"scrape_interval", promql::FormatDuration(c.tsdb.scrape_interval.count())},
                       {"series", std::to_string(tsdb_db->stats().series)}});
+  }
+  if (notifier) {
+    if (auto st = notifier->Start(); !st.ok()) return Fail("alerting: " + st.message());
+  }
+  if (rule_runner) {
+    if (auto st = rule_runner->Start(); !st.ok()) return Fail("rules: " + st.message());
   }
   std::unique_ptr<RetentionLoop> retention;
   if (*store) {
@@ -380,6 +535,33 @@ int Serve(const Flags& flags) {
   if (!gw.ok()) return Fail(gw.status().message());
   gateway::Gateway& gateway = **gw;
 
+  // Re-reads the configuration file and applies what changes without a restart: the rules
+  // (files, built-in pack and overrides) and the alerting config. Anything invalid leaves
+  // the running set as it was and is reported. Serialized (SIGHUP and POST /-/reload).
+  std::mutex reload_mu;
+  auto reload = [&]() -> core::Status {
+    std::lock_guard lock(reload_mu);
+    auto fresh = LoadConfig(flags.config);
+    if (!fresh.ok()) return fresh.status();
+    std::string errors;
+    if (rules) {
+      if (auto st = LoadRules(fresh->rules, *rules); !st.ok()) errors += st.message();
+    }
+    if (notifier && !fresh->alerting_config_file.empty()) {
+      auto nc = LoadAlertingConfig(fresh->alerting_config_file);
+      core::Status st = nc.ok() ? notifier->Reload(std::move(*nc)) : nc.status();
+      if (!st.ok()) errors += (errors.empty() ? "" : "\n") + st.message();
+    }
+    if (!errors.empty()) {
+      log.Error("reload failed; the previous rules and alerting config keep running",
+                {{"error", errors}});
+      return core::InvalidArgument(errors);
+    }
+    log.Info("reloaded", {{"rule_groups", rules ? std::to_string(rules->groups().size()) : "0"}});
+    return core::Status::Ok();
+  };
+
+  // Admin work that may block (flushes, reloads, silence files): never on an event loop.
   http::WorkPool flush_pool(1, 16);
   http::Server server(c.http, [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
     const auto path = req.path();
@@ -414,6 +596,23 @@ int Serve(const Flags& flags) {
                       flushed ? "{\"status\":\"success\",\"data\":{\"flushed\":true}}"
                               : "{\"status\":\"error\",\"errorType\":\"timeout\","
                                 "\"error\":\"not everything became durable within 10 s\"}");
+    } else if (path == "/-/reload") {
+      const http::HeaderList h{{"Content-Type", "application/json"}};
+      if (req.method() != "POST") {
+        co_await w.Send(405, h, "{\"status\":\"error\",\"error\":\"use POST\"}");
+        co_return;
+      }
+      core::Status st;
+      co_await http::RunOnPool(flush_pool, [&] { st = reload(); });
+      std::string body = "{\"status\":\"success\"}";
+      if (!st.ok()) {
+        body = "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":";
+        core::AppendJsonString(body, st.message());
+        body += "}";
+      }
+      co_await w.Send(st.ok() ? 200 : 400, h, body);
+    } else if (path.substr(0, 8) == "/api/v2/") {
+      co_await AlertmanagerApi(req, w, notifier.get(), flush_pool);
     } else if (path == "/metrics") {
       auto format = metrics::NegotiateFormat(req.header("accept").value_or(""));
       const http::HeaderList h{{"Content-Type", std::string(metrics::ContentType(format))}};
@@ -445,12 +644,22 @@ int Serve(const Flags& flags) {
   }
 
   int sig = WaitForStopSignal(stop_signals);
+  while (sig == SIGHUP) {
+    (void)reload();  // logged either way
+    sig = WaitForStopSignal(stop_signals);
+  }
   log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   server.Stop();
   for (auto& s : sims) s->Stop();
   pipe.Stop();  // drains: every accepted call reaches metrics, the call log and the writer
   retention.reset();
   if (writer) writer->Stop();  // to the store within its timeout, the rest to the spill
+  if (rule_runner) {
+    if (auto st = rule_runner->Stop(); !st.ok()) {
+      log.Error("rules: saving the alert state at stop failed", {{"error", st.message()}});
+    }
+  }
+  if (notifier) notifier->Stop();  // delivers what is queued, within its timeout
   if (scrape_runner) {
     // A last scrape is not taken; what was scraped is persisted so that a restart keeps it.
     if (auto st = scrape_runner->Stop(); !st.ok()) {
@@ -577,6 +786,12 @@ int Main(int argc, char** argv) {
     std::printf("%s: ok (%zu upstreams, %zu routes)\n", argv[3], cfg->upstreams.size(),
                 cfg->routes.size());
     return 0;
+  }
+  if (cmd == "rules") {
+    std::vector<std::string> args(argv + 2, argv + argc);
+    auto out = alerts::RulesCommand(args);
+    std::fputs(out.output.c_str(), out.exit_code == 0 ? stdout : stderr);
+    return out.exit_code;
   }
   if (cmd == "tsdb") {
     if (argc >= 3 && std::string(argv[2]) == "import") return TsdbImport(argc, argv);

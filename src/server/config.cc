@@ -142,6 +142,80 @@ void ParseTsdb(const YAML::Node& s, TsdbConfig& c, Problems& p) {
   if (auto st = tsdb::ValidateDbOptions(c.db); !st.ok()) p.Add(s, "tsdb", st.message());
 }
 
+// A string -> string map (labels).
+void GetStringMap(const YAML::Node& map, const char* key, std::string_view where,
+                  std::map<std::string, std::string>& out, Problems& p) {
+  const YAML::Node n = map[key];
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsMap()) {
+    p.Add(n, Join(where, key), "must be a map of names to strings");
+    return;
+  }
+  for (const auto& kv : n) {
+    auto k = kv.first.as<std::string>("");
+    if (!kv.second.IsScalar()) {
+      p.Add(kv.second, Join(Join(where, key), k), "must be a string");
+      continue;
+    }
+    out[k] = kv.second.as<std::string>("");
+  }
+}
+
+void ParseRules(const YAML::Node& s, RulesConfig& c, Problems& p) {
+  CheckKeys(s, "rules",
+            {"builtin", "files", "evaluation_interval", "builtin_interval", "builtin_overrides",
+             "state_file", "external_labels", "external_url"},
+            p);
+  Get(s, "builtin", "rules", c.builtin, p);
+  if (auto f = s["files"]; f.IsDefined() && !f.IsNull()) {
+    if (!f.IsSequence()) {
+      p.Add(f, "rules.files", "must be a list of file paths");
+    } else {
+      for (size_t i = 0; i < f.size(); ++i) {
+        auto path = f[i].as<std::string>("");
+        if (!f[i].IsScalar() || path.empty()) {
+          p.Add(f[i], "rules.files[" + std::to_string(i) + "]", "must be a file path");
+        } else {
+          c.files.push_back(path);
+        }
+      }
+    }
+  }
+  using std::chrono::milliseconds;
+  GetDuration(s, "evaluation_interval", "rules", c.evaluation_interval, milliseconds(100), p);
+  if (s["builtin_interval"].IsDefined()) {
+    milliseconds v(0);
+    GetDuration(s, "builtin_interval", "rules", v, milliseconds(100), p);
+    if (v.count() > 0) c.builtin_interval = v;
+  }
+  if (auto o = s["builtin_overrides"]; o.IsDefined() && !o.IsNull()) {
+    if (!o.IsMap()) {
+      p.Add(o, "rules.builtin_overrides", "must be a map of alert names to {for, disabled}");
+    } else {
+      for (const auto& kv : o) {
+        const std::string name = kv.first.as<std::string>("");
+        const std::string where = "rules.builtin_overrides." + name;
+        if (!kv.second.IsMap()) {
+          p.Add(kv.second, where, "must be a map with `for` and/or `disabled`");
+          continue;
+        }
+        CheckKeys(kv.second, where, {"for", "disabled"}, p);
+        RulesConfig::Override ov;
+        Get(kv.second, "disabled", where, ov.disabled, p);
+        if (kv.second["for"].IsDefined()) {
+          milliseconds v(-1);
+          GetDuration(kv.second, "for", where, v, milliseconds(0), p);
+          if (v.count() >= 0) ov.for_duration = v;
+        }
+        c.builtin_overrides[name] = ov;
+      }
+    }
+  }
+  Get(s, "state_file", "rules", c.state_file, p);
+  GetStringMap(s, "external_labels", "rules", c.external_labels, p);
+  Get(s, "external_url", "rules", c.external_url, p);
+}
+
 void ParseStorage(const YAML::Node& s, StorageConfig& c, const EnvLookup& env, Problems& p) {
   CheckKeys(s, "storage", {"backend", "dir", "sqlite", "clickhouse", "retention", "spill", "query"},
             p);
@@ -239,7 +313,7 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
   if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
   CheckKeys(root, "",
             {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
-             "pricing", "simulator", "upstreams", "routes", "storage", "tsdb"},
+             "pricing", "simulator", "upstreams", "routes", "storage", "tsdb", "rules", "alerting"},
             p);
 
   std::string listen = "127.0.0.1:8080";
@@ -335,6 +409,22 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
     }
   }
   if (c.tsdb.dir.empty()) c.tsdb.dir = c.storage.dir + "/tsdb";
+  if (auto s = root["rules"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "rules", "must be a map");
+    } else {
+      ParseRules(s, c.rules, p);
+    }
+  }
+  if (c.rules.state_file.empty()) c.rules.state_file = c.storage.dir + "/alerts.state";
+  if (auto s = root["alerting"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "alerting", "must be a map");
+    } else {
+      CheckKeys(s, "alerting", {"config_file"}, p);
+      Get(s, "config_file", "alerting", c.alerting_config_file, p);
+    }
+  }
 
   const YAML::Node ups = root["upstreams"];
   if (ups.IsDefined() && !ups.IsSequence()) p.Add(ups, "upstreams", "must be a list");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,26 @@ struct TsdbConfig {
   tsdb::DbOptions db;  // retention, downsampling window and series limit; dir is set at start
 };
 
+// Alerting and recording rules evaluated in process over the metrics history
+// (docs/CONFIG.md, section rules).
+struct RulesConfig {
+  bool builtin = true;             // the built-in LLM rule pack (`llmscope rules export`)
+  std::vector<std::string> files;  // Prometheus rule files or PrometheusRule manifests
+  // Interval of groups whose file sets none (Prometheus' global evaluation_interval).
+  std::chrono::milliseconds evaluation_interval = std::chrono::seconds(15);
+  // When set, replaces the interval of every built-in group.
+  std::optional<std::chrono::milliseconds> builtin_interval;
+  // Per built-in alert name: a new `for`, or switched off.
+  struct Override {
+    std::optional<std::chrono::milliseconds> for_duration;
+    bool disabled = false;
+  };
+  std::map<std::string, Override> builtin_overrides;
+  std::string state_file;  // default <storage.dir>/alerts.state
+  std::map<std::string, std::string> external_labels;
+  std::string external_url;
+};
+
 // The whole configuration, typed and validated once at start-up. docs/CONFIG.md documents
 // every key; examples/llmscope.yaml is the default that `make run` uses.
 struct Config {
@@ -66,6 +87,10 @@ struct Config {
   std::string pricing_inline_yaml;         // `pricing.models` given inline in this file
   StorageConfig storage;
   TsdbConfig tsdb;
+  RulesConfig rules;
+  // An Alertmanager-style file (route, receivers, inhibit_rules, alertmanagers); empty: no
+  // notifications, alerts are only listed by /api/v1/alerts.
+  std::string alerting_config_file;
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

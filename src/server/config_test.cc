@@ -187,4 +187,63 @@ TEST(ConfigTest, TsdbSectionParsesDurationsAndNamesEachProblem) {
 }
 
 }  // namespace
+TEST(ConfigTest, RulesAndAlertingSectionsParseAndNameEachProblem) {
+  auto d = ParseConfig(kMinimalRoutes, "t", Env);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_TRUE(d->rules.builtin);
+  EXPECT_TRUE(d->rules.files.empty());
+  EXPECT_EQ(d->rules.evaluation_interval, std::chrono::seconds(15));
+  EXPECT_FALSE(d->rules.builtin_interval.has_value());
+  EXPECT_EQ(d->rules.state_file, "llmscope-data/alerts.state");
+  EXPECT_TRUE(d->alerting_config_file.empty());
+
+  std::string yaml = kMinimalRoutes;
+  yaml +=
+      "storage: {dir: /data}\n"
+      "rules:\n"
+      "  files: [a.yaml, /etc/b.yaml]\n"
+      "  evaluation_interval: 30s\n"
+      "  builtin_interval: 1m\n"
+      "  builtin_overrides:\n"
+      "    LLMHighErrorRate: {for: 10m}\n"
+      "    LLMCostPerHourOverBudget: {disabled: true}\n"
+      "  external_labels: {cluster: eu1}\n"
+      "  external_url: https://llmscope.example\n"
+      "alerting: {config_file: /etc/llmscope/alerting.yaml}\n";
+  auto c = ParseConfig(yaml, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->rules.files, (std::vector<std::string>{"a.yaml", "/etc/b.yaml"}));
+  EXPECT_EQ(c->rules.evaluation_interval, std::chrono::seconds(30));
+  EXPECT_EQ(c->rules.builtin_interval, std::chrono::minutes(1));
+  ASSERT_EQ(c->rules.builtin_overrides.size(), 2u);
+  EXPECT_EQ(c->rules.builtin_overrides.at("LLMHighErrorRate").for_duration,
+            std::chrono::minutes(10));
+  EXPECT_FALSE(c->rules.builtin_overrides.at("LLMHighErrorRate").disabled);
+  EXPECT_TRUE(c->rules.builtin_overrides.at("LLMCostPerHourOverBudget").disabled);
+  EXPECT_EQ(c->rules.state_file, "/data/alerts.state");
+  EXPECT_EQ(c->rules.external_labels.at("cluster"), "eu1");
+  EXPECT_EQ(c->rules.external_url, "https://llmscope.example");
+  EXPECT_EQ(c->alerting_config_file, "/etc/llmscope/alerting.yaml");
+
+  std::string bad = kMinimalRoutes;
+  bad +=
+      "rules:\n"
+      "  files: a.yaml\n"
+      "  evaluation_interval: soon\n"
+      "  builtin_overrides:\n"
+      "    X: {for: 1m, silence: true}\n"
+      "  external_labels: [a]\n"
+      "  frequency: 1s\n"
+      "alerting: {config: x}\n";
+  auto b = ParseConfig(bad, "t", Env);
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.status().message();
+  EXPECT_NE(m.find("rules.files: must be a list of file paths"), std::string::npos) << m;
+  EXPECT_NE(m.find("rules.evaluation_interval: must be a duration"), std::string::npos) << m;
+  EXPECT_NE(m.find("rules.builtin_overrides.X.silence: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("rules.external_labels: must be a map"), std::string::npos) << m;
+  EXPECT_NE(m.find("rules.frequency: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("alerting.config: unknown key"), std::string::npos) << m;
+}
+
 }  // namespace llmscope::server
