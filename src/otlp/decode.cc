@@ -2,6 +2,8 @@
 
 #include <google/protobuf/arena.h>
 
+#include <limits>
+
 #include "core/json_string.h"
 #include "otlp/convert.h"
 #include "otlp/json_reader.h"
@@ -10,7 +12,9 @@ namespace llmscope::otlp {
 namespace {
 
 core::Status CheckBody(std::string_view body, const DecodeLimits& limits) {
-  if (body.size() > limits.max_body_bytes) {
+  // protobuf parses at most INT_MAX bytes at once, whatever the configured limit.
+  if (body.size() > limits.max_body_bytes ||
+      body.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return {core::StatusCode::kResourceExhausted,
             "body is " + std::to_string(body.size()) + " bytes, more than the limit of " +
                 std::to_string(limits.max_body_bytes) + " (DecodeLimits.max_body_bytes)"};
