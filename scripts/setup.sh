@@ -8,7 +8,8 @@ WANT_TEST=1
 [ "${1:-}" = "--no-test-deps" ] && WANT_TEST=0
 
 BUILD_PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
-  libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev)
+  libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev
+  libprotobuf-dev protobuf-compiler zlib1g-dev)
 TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev python3 clang-format prometheus wrk
   nginx-light openssl clickhouse-server clickhouse-client prometheus-alertmanager)
 
