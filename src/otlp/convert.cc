@@ -215,9 +215,16 @@ std::string ServiceName(const core::Attributes& resource) {
   return {};
 }
 
+// The item's field path as OTLP/JSON names it, e.g. resourceSpans[0].scopeSpans[1].spans[2].
 std::string Where(std::string_view kind, int r, int s, int i) {
-  return std::string(kind) + "[" + std::to_string(r) + "][" + std::to_string(s) + "][" +
-         std::to_string(i) + "]";
+  const std::string_view scope = kind == "resourceSpans"     ? "scopeSpans"
+                                 : kind == "resourceMetrics" ? "scopeMetrics"
+                                                             : "scopeLogs";
+  const std::string_view items = kind == "resourceSpans"     ? "spans"
+                                 : kind == "resourceMetrics" ? "metrics"
+                                                             : "logRecords";
+  return std::string(kind) + "[" + std::to_string(r) + "]." + std::string(scope) + "[" +
+         std::to_string(s) + "]." + std::string(items) + "[" + std::to_string(i) + "]";
 }
 
 core::Status TooMany(int64_t n, std::string_view what, const DecodeLimits& limits) {

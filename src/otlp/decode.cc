@@ -145,4 +145,33 @@ std::string EncodeExportResponse(Signal signal, Encoding encoding, int64_t rejec
   return out;
 }
 
+std::string EncodeErrorStatus(Encoding encoding, int code, std::string_view message) {
+  std::string out;
+  if (encoding == Encoding::kJson) {
+    out = "{\"code\":" + std::to_string(code) + ",\"message\":";
+    core::AppendJsonString(out, message);
+    out += "}";
+    return out;
+  }
+  // google.rpc.Status: field 1 (int32 code, varint), field 2 (string message). Written by
+  // hand: the message is two scalar fields and our .proto subset does not carry it.
+  auto varint = [&out](uint64_t v) {
+    while (v >= 0x80) {
+      out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+  };
+  if (code != 0) {
+    out.push_back(0x08);
+    varint(static_cast<uint64_t>(static_cast<int64_t>(code)));
+  }
+  if (!message.empty()) {
+    out.push_back(0x12);
+    varint(message.size());
+    out.append(message);
+  }
+  return out;
+}
+
 }  // namespace llmscope::otlp

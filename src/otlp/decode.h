@@ -182,4 +182,9 @@ core::Result<LogsBatch> DecodeLogs(std::string_view body, Encoding encoding,
 std::string EncodeExportResponse(Signal signal, Encoding encoding, int64_t rejected,
                                  std::string_view message);
 
+// The body of an OTLP/HTTP error response: a google.rpc.Status with `code` (a gRPC status
+// code, e.g. 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE) and `message`, in
+// protobuf or as OTLP/JSON ({"code":3,"message":"..."}).
+std::string EncodeErrorStatus(Encoding encoding, int code, std::string_view message);
+
 }  // namespace llmscope::otlp

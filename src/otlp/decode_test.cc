@@ -183,7 +183,7 @@ TEST(DecodeTracesProtobuf, BadIdsRejectThatSpanOnly) {
   EXPECT_EQ(batch->stats.items_received, 6);
   EXPECT_EQ(batch->stats.items_rejected, 4);
   EXPECT_EQ(batch->error_message,
-            "resourceSpans[0][0][1]: trace_id is all zero (and 3 more rejected)");
+            "resourceSpans[0].scopeSpans[0].spans[1]: trace_id is all zero (and 3 more rejected)");
 }
 
 TEST(DecodeTracesProtobuf, BadTimesRejectThatSpanOnly) {
@@ -217,7 +217,8 @@ TEST(DecodeTracesProtobuf, SpansFarInTheFutureAreRejected) {
   ASSERT_EQ(batch->spans.size(), 1u);
   EXPECT_EQ(batch->spans[0].name, "span-2");
   EXPECT_EQ(batch->error_message,
-            "resourceSpans[0][0][0]: start_time_unix_nano is 7200 s in the future (limit: "
+            "resourceSpans[0].scopeSpans[0].spans[0]: start_time_unix_nano is 7200 s in the future "
+            "(limit: "
             "DecodeLimits.max_future_nanos = 3600 s)");
   // Without a clock, no future check.
   auto unchecked = DecodePb(req);
@@ -537,7 +538,8 @@ TEST(DecodeMetrics, ProtobufRejectsBadPointsAndUnsupportedKinds) {
   EXPECT_EQ(batch->rejected_data_points, 6);
   EXPECT_EQ(batch->stats.items_received, 8);
   EXPECT_EQ(batch->error_message,
-            "resourceMetrics[0][0][0].dataPoints[1]: metric latency: histogram has 1 "
+            "resourceMetrics[0].scopeMetrics[0].metrics[0].dataPoints[1]: metric latency: "
+            "histogram has 1 "
             "bucket_counts for 1 explicit_bounds, want bounds + 1 (and 4 more rejected)");
 }
 
@@ -582,11 +584,24 @@ TEST(DecodeLogs, ProtobufRejectsRecordsWithoutTimeOrWithBadIds) {
   EXPECT_EQ(batch->records[0].body, "5");
   EXPECT_EQ(batch->rejected_log_records, 2);
   EXPECT_EQ(batch->error_message,
-            "resourceLogs[0][0][0]: time_unix_nano and observed_time_unix_nano are both 0 (and "
+            "resourceLogs[0].scopeLogs[0].logRecords[0]: time_unix_nano and "
+            "observed_time_unix_nano are both 0 (and "
             "1 more rejected)");
 }
 
 // ---- Export response -----------------------------------------------------------------
+
+TEST(EncodeErrorStatus, ProtobufAndJson) {
+  EXPECT_EQ(EncodeErrorStatus(Encoding::kJson, 3, "bad \"span\""),
+            "{\"code\":3,\"message\":\"bad \\\"span\\\"\"}");
+  // code 8 (varint 0x08 0x08), message "no" (0x12 0x02 'n' 'o').
+  EXPECT_EQ(EncodeErrorStatus(Encoding::kProtobuf, 8, "no"), std::string("\x08\x08\x12\x02no", 6));
+  const std::string long_message(200, 'x');
+  const std::string pb = EncodeErrorStatus(Encoding::kProtobuf, 14, long_message);
+  ASSERT_EQ(pb.size(), 2u + 3u + 200u);  // a two-byte length varint
+  EXPECT_EQ(static_cast<unsigned char>(pb[3]), 0xC8);
+  EXPECT_EQ(static_cast<unsigned char>(pb[4]), 0x01);
+}
 
 TEST(EncodeExportResponse, FullSuccessIsEmpty) {
   EXPECT_EQ(EncodeExportResponse(Signal::kTraces, Encoding::kProtobuf, 0, ""), "");

@@ -37,6 +37,7 @@
 #include "pricing/price_catalog.h"
 #include "promql/engine.h"
 #include "server/config.h"
+#include "server/otlp_receiver.h"
 #include "server/rules_setup.h"
 #include "simulator/sim_server.h"
 #include "stats/llm_metrics.h"
@@ -486,6 +487,10 @@ int Serve(const Flags& flags) {
   }
   api::PromApi prom_api(po, engine, tsdb_view.get(), sources, clock, registry);
 
+  // Gateway calls that continued a client's traceparent, so that the client's own span of
+  // the same call, received over OTLP, is not counted again.
+  GatewayCallIndex gateway_calls(pipe);
+
   if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
   if (tsdb_db) {
     tsdb::ScrapeRunnerOptions ro;
@@ -530,10 +535,26 @@ int Serve(const Flags& flags) {
   if (!router.ok()) return Fail(router.status().message());
   c.gateway.workers = c.http.threads;
   c.http.pass_body_too_large = true;  // the gateway answers 413 in the caller's dialect
-  auto gw =
-      gateway::Gateway::Create(c.gateway, std::move(router).value(), pipe, registry, clock, log);
+  auto gw = gateway::Gateway::Create(c.gateway, std::move(router).value(), gateway_calls, registry,
+                                     clock, log);
   if (!gw.ok()) return Fail(gw.status().message());
   gateway::Gateway& gateway = **gw;
+
+  // OTLP: spans are stored; LLM spans become calls in the pipeline unless they are an
+  // application's view of a call the gateway recorded.
+  std::unique_ptr<OtlpReceiver> otlp_receiver;
+  if (c.otlp.enabled) {
+    OtlpReceiverOptions oo;
+    oo.capture_content = c.otlp.capture_content.value_or(c.gateway.capture_content);
+    oo.threads = c.otlp.threads;
+    oo.max_queued = c.otlp.max_queued;
+    oo.limits.max_body_bytes = c.otlp.max_body_bytes;
+    oo.limits.max_items = c.otlp.max_spans_per_request;
+    oo.limits.max_attributes = c.otlp.max_attributes;
+    oo.wait_for_gateway = [&gateway] { (void)gateway.WaitForHandovers(std::chrono::seconds(1)); };
+    otlp_receiver = std::make_unique<OtlpReceiver>(oo, pipe, writer.get(), &gateway_calls, registry,
+                                                   clock, log);
+  }
 
   // Re-reads the configuration file and applies what changes without a restart: the rules
   // (files, built-in pack and overrides) and the alerting config. Anything invalid leaves
@@ -573,6 +594,16 @@ int Serve(const Flags& flags) {
                       "{\"error\":{\"message\":\"request body exceeds the configured limit "
                       "(max_body_bytes)\",\"type\":\"invalid_request_error\",\"param\":null,"
                       "\"code\":\"request_too_large\"}}");
+    } else if (otlp_receiver && OtlpReceiver::Handles(path)) {
+      co_await otlp_receiver->Handle(req, w);
+    } else if (path == "/api/v1/conformance") {
+      const http::HeaderList h{{"Content-Type", "application/json"}};
+      if (!otlp_receiver) {
+        co_await w.Send(404, h, "{\"status\":\"error\",\"error\":\"otlp.enabled is false\"}");
+      } else {
+        co_await w.Send(
+            200, h, "{\"status\":\"success\",\"data\":" + otlp_receiver->ConformanceJson() + "}");
+      }
     } else if (query_api.Handles(path)) {
       co_await query_api.Handle(req, w);
     } else if (prom_api.Handles(path)) {
@@ -629,12 +660,39 @@ int Serve(const Flags& flags) {
                       "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
     }
   });
+  // OTLP on a listener of its own (the standard port 4318), besides the main one.
+  std::unique_ptr<http::Server> otlp_server;
+  if (otlp_receiver && !c.otlp.listen_host.empty()) {
+    http::ServerOptions so = c.http;
+    so.host = c.otlp.listen_host;
+    so.port = c.otlp.listen_port;
+    so.threads = 1;
+    so.max_body_bytes = c.otlp.max_body_bytes;
+    so.pass_body_too_large = true;
+    OtlpReceiver* receiver = otlp_receiver.get();
+    otlp_server = std::make_unique<http::Server>(
+        so, [receiver](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
+          if (OtlpReceiver::Handles(req.path())) {
+            co_await receiver->Handle(req, w);
+          } else {
+            const http::HeaderList h{{"Content-Type", "application/json"}};
+            co_await w.Send(404, h,
+                            "{\"code\":5,\"message\":\"this listener serves OTLP/HTTP: "
+                            "/v1/traces, /v1/metrics, /v1/logs\"}");
+          }
+        });
+    if (auto st = otlp_server->Start(); !st.ok()) return Fail("otlp.listen: " + st.message());
+    log.Info("otlp listening",
+             {{"addr", c.otlp.listen_host + ":" + std::to_string(otlp_server->port())}});
+  }
+
   server.OnWorkerStop([&](int worker) {
     gateway.ShutdownWorker(worker);
     // Pool threads hand results to the event loops: they must be done before loops go.
     query_api.Shutdown();
     prom_api.Shutdown();
     flush_pool.Close();
+    if (otlp_receiver) otlp_receiver->Shutdown();
   });
   if (auto st = server.Start(); !st.ok()) return Fail(st.message());
   const std::string addr = c.http.host + ":" + std::to_string(server.port());
@@ -649,6 +707,7 @@ int Serve(const Flags& flags) {
     sig = WaitForStopSignal(stop_signals);
   }
   log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  if (otlp_server) otlp_server->Stop();
   server.Stop();
   for (auto& s : sims) s->Stop();
   pipe.Stop();  // drains: every accepted call reaches metrics, the call log and the writer

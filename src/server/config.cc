@@ -311,10 +311,11 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
-  CheckKeys(root, "",
-            {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
-             "pricing", "simulator", "upstreams", "routes", "storage", "tsdb", "rules", "alerting"},
-            p);
+  CheckKeys(
+      root, "",
+      {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics", "pricing",
+       "simulator", "upstreams", "routes", "storage", "tsdb", "rules", "alerting", "otlp"},
+      p);
 
   std::string listen = "127.0.0.1:8080";
   Get(root, "listen", "", listen, p);
@@ -417,6 +418,34 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
     }
   }
   if (c.rules.state_file.empty()) c.rules.state_file = c.storage.dir + "/alerts.state";
+  if (auto s = root["otlp"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "otlp", "must be a map");
+    } else {
+      CheckKeys(s, "otlp",
+                {"enabled", "listen", "capture_content", "threads", "max_queued", "max_body_bytes",
+                 "max_spans_per_request", "max_attributes"},
+                p);
+      Get(s, "enabled", "otlp", c.otlp.enabled, p);
+      std::string otlp_listen;
+      Get(s, "listen", "otlp", otlp_listen, p);
+      if (!otlp_listen.empty()) {
+        if (auto st = ParseListen(otlp_listen, c.otlp.listen_host, c.otlp.listen_port); !st.ok()) {
+          p.Add(s["listen"], "otlp.listen", st.message());
+        }
+      }
+      if (s["capture_content"].IsDefined()) {
+        bool v = false;
+        Get(s, "capture_content", "otlp", v, p);
+        c.otlp.capture_content = v;
+      }
+      GetPositive(s, "threads", "otlp", c.otlp.threads, p);
+      GetPositive(s, "max_queued", "otlp", c.otlp.max_queued, p);
+      GetPositive(s, "max_body_bytes", "otlp", c.otlp.max_body_bytes, p);
+      GetPositive(s, "max_spans_per_request", "otlp", c.otlp.max_spans_per_request, p);
+      GetPositive(s, "max_attributes", "otlp", c.otlp.max_attributes, p);
+    }
+  }
   if (auto s = root["alerting"]; s.IsDefined()) {
     if (!s.IsMap()) {
       p.Add(s, "alerting", "must be a map");

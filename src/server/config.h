@@ -71,6 +71,20 @@ struct RulesConfig {
   std::string external_url;
 };
 
+// The OTLP/HTTP receiver (docs/CONFIG.md, section otlp): /v1/traces, /v1/metrics, /v1/logs
+// on the main listener and, when `listen` is set, on a listener of its own (e.g. :4318).
+struct OtlpConfig {
+  bool enabled = true;
+  std::string listen_host;  // empty: no extra listener
+  uint16_t listen_port = 0;
+  std::optional<bool> capture_content;  // unset: gateway.capture_content
+  int threads = 1;                      // decode threads
+  size_t max_queued = 64;               // requests waiting for them; more get 503
+  size_t max_body_bytes = 16u << 20;    // decompressed
+  size_t max_spans_per_request = 10'000;
+  size_t max_attributes = 128;
+};
+
 // The whole configuration, typed and validated once at start-up. docs/CONFIG.md documents
 // every key; examples/llmscope.yaml is the default that `make run` uses.
 struct Config {
@@ -88,6 +102,7 @@ struct Config {
   StorageConfig storage;
   TsdbConfig tsdb;
   RulesConfig rules;
+  OtlpConfig otlp;
   // An Alertmanager-style file (route, receivers, inhibit_rules, alertmanagers); empty: no
   // notifications, alerts are only listed by /api/v1/alerts.
   std::string alerting_config_file;

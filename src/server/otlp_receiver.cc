@@ -1,0 +1,263 @@
+#include "server/otlp_receiver.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "otlp/gzip.h"
+
+namespace llmscope::server {
+
+namespace {
+
+// gRPC status codes carried by google.rpc.Status in OTLP/HTTP error bodies.
+constexpr int kInvalidArgument = 3;
+constexpr int kResourceExhausted = 8;
+constexpr int kUnimplemented = 12;
+constexpr int kUnavailable = 14;
+
+bool FromOtlp(const core::LlmCall& call) {
+  for (const auto& [k, v] : call.tags) {
+    if (k == "source" && v == "otlp") return true;
+  }
+  return false;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+size_t GatewayCallIndex::TraceHash::operator()(const core::TraceId& id) const {
+  uint64_t h;
+  std::memcpy(&h, id.data() + 8, sizeof h);  // trace ids are random: half of one is a hash
+  return static_cast<size_t>(h);
+}
+
+bool GatewayCallIndex::Submit(core::LlmCall&& c) {
+  if (core::IsValid(c.parent_span_id) && core::IsValid(c.trace_id) && !FromOtlp(c)) {
+    const int64_t end = c.start_unix_nanos + std::max<int64_t>(c.end_nanos, 0);
+    std::lock_guard lock(mu_);
+    by_trace_[c.trace_id].push_back({c.start_unix_nanos, end, c.requested_model});
+    order_.push_back(c.trace_id);
+    while (order_.size() > capacity_) {
+      auto it = by_trace_.find(order_.front());
+      if (it != by_trace_.end()) {
+        it->second.erase(it->second.begin());  // entries of a trace are in arrival order
+        if (it->second.empty()) by_trace_.erase(it);
+      }
+      order_.pop_front();
+    }
+  }
+  return next_.Submit(std::move(c));
+}
+
+bool GatewayCallIndex::Covers(const core::LlmCall& call) const {
+  if (!core::IsValid(call.trace_id)) return false;
+  const int64_t start = call.start_unix_nanos - slack_ns_;
+  const int64_t end = call.start_unix_nanos + std::max<int64_t>(call.end_nanos, 0) + slack_ns_;
+  std::lock_guard lock(mu_);
+  auto it = by_trace_.find(call.trace_id);
+  if (it == by_trace_.end()) return false;
+  for (const Entry& e : it->second) {
+    if (e.start_ns >= start && e.end_ns <= end &&
+        (call.requested_model.empty() || e.model == call.requested_model)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t GatewayCallIndex::size() const {
+  std::lock_guard lock(mu_);
+  return order_.size();
+}
+
+OtlpReceiver::OtlpReceiver(OtlpReceiverOptions options, core::RecordSink& calls,
+                           pipeline::StoreWriter* spans, const GatewayCallIndex* gateway_calls,
+                           metrics::Registry& registry, const core::Clock& clock, core::Logger& log)
+    : options_(std::move(options)),
+      calls_(calls),
+      spans_(spans),
+      gateway_calls_(gateway_calls),
+      clock_(clock),
+      log_(log),
+      pool_(std::max(1, options_.threads), std::max<size_t>(1, options_.max_queued)) {
+  auto family = [&](const char* name, const char* help, std::vector<std::string> labels) {
+    auto f = registry.AddCounter(name, help, std::move(labels));
+    return f.ok() ? *f : nullptr;  // registered once per process; a second receiver shares none
+  };
+  requests_ =
+      family("llmscope_otlp_requests",
+             "OTLP/HTTP export requests, by signal and response status code.", {"signal", "code"});
+  items_ = family("llmscope_otlp_items",
+                  "Spans, data points and log records received over OTLP, accepted or "
+                  "rejected (partial success).",
+                  {"signal", "outcome"});
+  trimmed_ = family("llmscope_otlp_trimmed",
+                    "Attributes, values, events and links dropped or cut to the receiver's "
+                    "limits.",
+                    {"what"});
+  llm_spans_ = family("llmscope_otlp_llm_spans",
+                      "OTLP spans that describe an LLM call: mapped to a call, or the "
+                      "application's view of a call the gateway already recorded.",
+                      {"outcome"});
+}
+
+std::string OtlpReceiver::ConformanceJson() const { return conformance_.ToJson(); }
+
+void OtlpReceiver::CountStats(std::string_view signal, const otlp::DecodeStats& s) {
+  if (items_ != nullptr) {
+    items_->WithLabels({signal, "accepted"})
+        .Inc(static_cast<double>(s.items_received - s.items_rejected));
+    if (s.items_rejected > 0) {
+      items_->WithLabels({signal, "rejected"}).Inc(static_cast<double>(s.items_rejected));
+    }
+  }
+  if (trimmed_ == nullptr) return;
+  const std::pair<const char*, int64_t> trimmed[] = {{"attribute", s.attributes_dropped},
+                                                     {"value_truncated", s.values_truncated},
+                                                     {"value_too_deep", s.values_too_deep},
+                                                     {"event", s.events_dropped},
+                                                     {"link", s.links_dropped}};
+  for (const auto& [what, n] : trimmed) {
+    if (n > 0) trimmed_->WithLabels({what}).Inc(static_cast<double>(n));
+  }
+}
+
+OtlpReceiver::TraceOutcome OtlpReceiver::Accept(std::vector<core::Span>&& spans) {
+  TraceOutcome out;
+  const otlp::MapOptions map_options{.capture_content = options_.capture_content};
+  bool waited = false;
+  for (auto& span : spans) {
+    const otlp::Conformance conformance = otlp::DescribeDialect(span);
+    if (conformance.dialect != otlp::Dialect::kNone) {
+      conformance_.Add(span.service, conformance);
+    }
+    if (!otlp::IsGatewaySpan(span)) {
+      if (auto call = otlp::MapGenAiSpan(span, map_options)) {
+        if (!waited && options_.wait_for_gateway) {
+          options_.wait_for_gateway();  // once per request, and only when it has LLM spans
+          waited = true;
+        }
+        if (gateway_calls_ != nullptr && gateway_calls_->Covers(*call)) {
+          ++out.gateway_duplicates;
+        } else {
+          ++out.calls_mapped;
+          calls_.Submit(std::move(*call));  // a full queue drops and counts, never waits
+        }
+      }
+    }
+    if (!options_.capture_content) otlp::StripContent(span);
+  }
+  if (llm_spans_ != nullptr) {
+    if (out.calls_mapped > 0) {
+      llm_spans_->WithLabels({"mapped"}).Inc(static_cast<double>(out.calls_mapped));
+    }
+    if (out.gateway_duplicates > 0) {
+      llm_spans_->WithLabels({"gateway_duplicate"})
+          .Inc(static_cast<double>(out.gateway_duplicates));
+    }
+  }
+  out.spans_stored = static_cast<int64_t>(spans.size());
+  if (spans_ != nullptr && !spans.empty()) spans_->SubmitSpans(std::move(spans));
+  return out;
+}
+
+OtlpReceiver::Response OtlpReceiver::Process(std::string_view path, std::string_view raw,
+                                             otlp::Encoding encoding, bool gzip) {
+  std::string inflated;
+  std::string_view body = raw;
+  if (gzip) {
+    auto r = otlp::Gunzip(raw, options_.limits.max_body_bytes);
+    if (!r.ok()) {
+      const bool too_big = r.status().code() == core::StatusCode::kResourceExhausted;
+      return {too_big ? 413 : 400,
+              otlp::EncodeErrorStatus(encoding, too_big ? kResourceExhausted : kInvalidArgument,
+                                      "gzip body: " + r.status().message())};
+    }
+    inflated = std::move(*r);
+    body = inflated;
+  }
+  otlp::DecodeLimits limits = options_.limits;
+  limits.now_unix_nanos = clock_.UnixNanos();
+  auto error = [encoding](const core::Status& st) -> Response {
+    const bool too_big = st.code() == core::StatusCode::kResourceExhausted;
+    return {too_big ? 413 : 400,
+            otlp::EncodeErrorStatus(encoding, too_big ? kResourceExhausted : kInvalidArgument,
+                                    st.message())};
+  };
+  if (path == "/v1/traces") {
+    auto batch = otlp::DecodeTraces(body, encoding, limits);
+    if (!batch.ok()) return error(batch.status());
+    CountStats("traces", batch->stats);
+    Accept(std::move(batch->spans));
+    return {200, otlp::EncodeExportResponse(otlp::Signal::kTraces, encoding, batch->rejected_spans,
+                                            batch->error_message)};
+  }
+  if (path == "/v1/metrics") {
+    auto batch = otlp::DecodeMetrics(body, encoding, limits);
+    if (!batch.ok()) return error(batch.status());
+    CountStats("metrics", batch->stats);
+    return {200, otlp::EncodeExportResponse(otlp::Signal::kMetrics, encoding,
+                                            batch->rejected_data_points, batch->error_message)};
+  }
+  auto batch = otlp::DecodeLogs(body, encoding, limits);
+  if (!batch.ok()) return error(batch.status());
+  CountStats("logs", batch->stats);
+  return {200, otlp::EncodeExportResponse(otlp::Signal::kLogs, encoding,
+                                          batch->rejected_log_records, batch->error_message)};
+}
+
+http::Task<void> OtlpReceiver::Handle(http::Request& req, http::ResponseWriter& w) {
+  const std::string path(req.path());
+  const std::string signal = path.substr(4);  // "traces", "metrics", "logs"
+  const std::string type = Lower(req.header("content-type").value_or(""));
+  const otlp::Encoding encoding =
+      type.rfind("application/json", 0) == 0 ? otlp::Encoding::kJson : otlp::Encoding::kProtobuf;
+  Response r;
+  const std::string content_encoding = Lower(req.header("content-encoding").value_or("identity"));
+  if (req.method() != "POST") {
+    r = {405, otlp::EncodeErrorStatus(
+                  encoding, kUnimplemented,
+                  "OTLP/HTTP export requests are POST; got " + std::string(req.method()))};
+  } else if (type.rfind("application/json", 0) != 0 &&
+             type.rfind("application/x-protobuf", 0) != 0 &&
+             type.rfind("application/protobuf", 0) != 0) {
+    r = {415, otlp::EncodeErrorStatus(encoding, kInvalidArgument,
+                                      "unsupported Content-Type \"" + type +
+                                          "\"; OTLP/HTTP uses application/x-protobuf or "
+                                          "application/json")};
+  } else if (content_encoding != "gzip" && content_encoding != "identity") {
+    r = {415, otlp::EncodeErrorStatus(
+                  encoding, kInvalidArgument,
+                  "unsupported Content-Encoding \"" + content_encoding + "\"; use gzip or none")};
+  } else if (req.body_too_large()) {
+    r = {413, otlp::EncodeErrorStatus(encoding, kResourceExhausted,
+                                      "request body exceeds the listener's max_body_bytes")};
+  } else {
+    const bool gzip = content_encoding == "gzip";
+    const bool ran =
+        co_await http::RunOnPool(pool_, [&] { r = Process(path, req.body(), encoding, gzip); });
+    if (!ran) {
+      r = {503,
+           otlp::EncodeErrorStatus(encoding, kUnavailable,
+                                   "the OTLP receiver is at capacity; retry after a second"),
+           true};
+    }
+  }
+  if (requests_ != nullptr) requests_->WithLabels({signal, std::to_string(r.status)}).Inc();
+  if (r.status >= 400 && r.status != 503) {
+    log_.Warn("otlp: request rejected", {{"path", path}, {"status", std::to_string(r.status)}});
+  }
+  http::HeaderList h{{"Content-Type", encoding == otlp::Encoding::kJson
+                                          ? "application/json"
+                                          : "application/x-protobuf"}};
+  if (r.retry_after) h.push_back({"Retry-After", "1"});
+  co_await w.Send(r.status, h, r.body);
+}
+
+}  // namespace llmscope::server

@@ -1,0 +1,147 @@
+#include "server/otlp_receiver.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/log.h"
+#include "metrics/exposition.h"
+#include "metrics/registry.h"
+#include "testing/fake_clock.h"
+
+namespace llmscope::server {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr int64_t kT0 = 1'700'000'000 * kSecond;
+
+class CollectingSink final : public core::RecordSink {
+ public:
+  bool Submit(core::LlmCall&& call) override {
+    calls.push_back(std::move(call));
+    return true;
+  }
+  std::vector<core::LlmCall> calls;
+};
+
+core::TraceId Trace(uint8_t b) {
+  core::TraceId t{};
+  t.fill(b);
+  return t;
+}
+core::SpanId SpanOf(uint8_t b) {
+  core::SpanId s{};
+  s.fill(b);
+  return s;
+}
+
+// A gateway call in trace `trace` that continued the client's span `parent`.
+core::LlmCall GatewayCall(uint8_t trace, int64_t start, int64_t duration, std::string model,
+                          uint8_t parent = 7) {
+  core::LlmCall c;
+  c.trace_id = Trace(trace);
+  c.span_id = SpanOf(9);
+  c.parent_span_id = SpanOf(parent);
+  c.start_unix_nanos = start;
+  c.end_nanos = duration;
+  c.requested_model = std::move(model);
+  return c;
+}
+
+// The application's view of an LLM call, as MapGenAiSpan makes it.
+core::LlmCall AppView(uint8_t trace, int64_t start, int64_t duration, std::string model) {
+  core::LlmCall c = GatewayCall(trace, start, duration, std::move(model), 0);
+  c.parent_span_id = {};
+  c.tags = {{"source", "otlp"}};
+  return c;
+}
+
+TEST(GatewayCallIndexTest, CoversTheAppViewOfAGatewayCallInTheSameTrace) {
+  CollectingSink next;
+  GatewayCallIndex index(next);
+  EXPECT_TRUE(index.Submit(GatewayCall(1, kT0 + kSecond / 10, kSecond / 2, "gpt-4o")));
+  ASSERT_EQ(next.calls.size(), 1u);  // passed on unchanged
+  EXPECT_EQ(index.size(), 1u);
+
+  EXPECT_TRUE(index.Covers(AppView(1, kT0, kSecond, "gpt-4o")));
+  EXPECT_FALSE(index.Covers(AppView(2, kT0, kSecond, "gpt-4o")));                // another trace
+  EXPECT_FALSE(index.Covers(AppView(1, kT0, kSecond, "claude-3-5")));            // another model
+  EXPECT_FALSE(index.Covers(AppView(1, kT0 + 3 * kSecond, kSecond, "gpt-4o")));  // later
+  // Within the one-second slack for clocks of different hosts.
+  EXPECT_TRUE(index.Covers(AppView(1, kT0 + kSecond / 2, kSecond / 20, "gpt-4o")));
+}
+
+TEST(GatewayCallIndexTest, IndexesOnlyCallsThatContinuedAClientTraceAndStaysBounded) {
+  CollectingSink next;
+  GatewayCallIndex index(next, /*capacity=*/2);
+  index.Submit(GatewayCall(1, kT0, kSecond, "m", /*parent=*/0));  // no client traceparent
+  core::LlmCall from_otlp = GatewayCall(2, kT0, kSecond, "m");
+  from_otlp.tags = {{"source", "otlp"}};
+  index.Submit(std::move(from_otlp));
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(next.calls.size(), 2u);
+
+  index.Submit(GatewayCall(3, kT0, kSecond, "m"));
+  index.Submit(GatewayCall(4, kT0, kSecond, "m"));
+  index.Submit(GatewayCall(5, kT0, kSecond, "m"));
+  EXPECT_EQ(index.size(), 2u);
+  EXPECT_FALSE(index.Covers(AppView(3, kT0, kSecond, "m")));  // the oldest went first
+  EXPECT_TRUE(index.Covers(AppView(4, kT0, kSecond, "m")));
+  EXPECT_TRUE(index.Covers(AppView(5, kT0, kSecond, "m")));
+}
+
+core::Span LlmSpan(uint8_t trace, uint8_t span, std::string model) {
+  core::Span s;
+  s.trace_id = Trace(trace);
+  s.span_id = SpanOf(span);
+  s.name = "chat " + model;
+  s.kind = core::SpanKind::kClient;
+  s.service = "app";
+  s.start_unix_nanos = kT0;
+  s.end_unix_nanos = kT0 + kSecond;
+  s.attributes = {{"gen_ai.operation.name", std::string("chat")},
+                  {"gen_ai.provider.name", std::string("openai")},
+                  {"gen_ai.request.model", model},
+                  {"gen_ai.usage.input_tokens", int64_t{10}},
+                  {"gen_ai.usage.output_tokens", int64_t{5}},
+                  {"gen_ai.input.messages", std::string("[{\"role\":\"user\"}]")}};
+  return s;
+}
+
+TEST(OtlpReceiverTest, MapsLlmSpansSkipsGatewayDuplicatesAndStripsContent) {
+  CollectingSink pipeline;
+  CollectingSink gateway_next;
+  GatewayCallIndex index(gateway_next);
+  index.Submit(GatewayCall(1, kT0 + kSecond / 10, kSecond / 2, "gpt-4o"));
+  metrics::Registry registry;
+  testing::FakeClock clock(kT0);
+  core::NullLogger log;
+  int waits = 0;
+  OtlpReceiverOptions o;
+  o.wait_for_gateway = [&waits] { ++waits; };
+  OtlpReceiver receiver(o, pipeline, nullptr, &index, registry, clock, log);
+
+  core::Span plain;
+  plain.trace_id = Trace(1);
+  plain.span_id = SpanOf(3);
+  plain.name = "retrieval";
+  plain.start_unix_nanos = kT0;
+  plain.end_unix_nanos = kT0 + 1;
+  std::vector<core::Span> spans{plain, LlmSpan(1, 4, "gpt-4o"), LlmSpan(2, 5, "gpt-4o")};
+  auto out = receiver.Accept(std::move(spans));
+  EXPECT_EQ(out.spans_stored, 3);
+  EXPECT_EQ(out.gateway_duplicates, 1);  // trace 1's span is the gateway call's app view
+  EXPECT_EQ(out.calls_mapped, 1);
+  EXPECT_EQ(waits, 1);  // once per request
+  ASSERT_EQ(pipeline.calls.size(), 1u);
+  EXPECT_EQ(pipeline.calls[0].trace_id, Trace(2));
+  EXPECT_EQ(pipeline.calls[0].usage.input, 10);
+  EXPECT_TRUE(pipeline.calls[0].request_body.empty());  // content capture is off
+  EXPECT_NE(receiver.ConformanceJson().find("\"service\":\"app\""), std::string::npos);
+  EXPECT_NE(registry.Render(metrics::Format::kPrometheusText)
+                .find("llmscope_otlp_llm_spans_total{outcome=\"gateway_duplicate\"} 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace llmscope::server

@@ -1,0 +1,94 @@
+// A small RAG application instrumented with the OpenTelemetry JS SDK, as a user would write
+// it: the official OTLP exporter (protobuf or JSON over HTTP) sends its spans to llmscope,
+// @opentelemetry/instrumentation-openai wraps the official `openai` SDK, and
+// @opentelemetry/instrumentation-undici propagates the W3C traceparent on fetch, so the call
+// the SDK makes through llmscope's gateway joins the application's trace.
+//
+// CommonJS on purpose: the instrumentations patch `openai` when it is require()d.
+//
+// Environment: OTLP_URL (llmscope base URL), EXPORTER (proto | json), GATEWAY_URL, SERVICE,
+// MODEL. Prints one JSON line: {traceId, directSpanId}. Exits once every span is exported.
+
+const { context, propagation, trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+const { resourceFromAttributes } = require('@opentelemetry/resources');
+const { SimpleSpanProcessor, TracerProvider } = require('@opentelemetry/sdk-trace');
+const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
+const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici');
+
+const { OTLP_URL, EXPORTER = 'proto', GATEWAY_URL, SERVICE = 'rag-app', MODEL = 'sim/gpt-4o-mini' } = process.env;
+
+const { OTLPTraceExporter } = EXPORTER === 'json'
+  ? require('@opentelemetry/exporter-trace-otlp-http')
+  : require('@opentelemetry/exporter-trace-otlp-proto');
+
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+const exporter = new OTLPTraceExporter({ url: `${OTLP_URL}/v1/traces` });
+const provider = new TracerProvider({
+  resource: resourceFromAttributes({ 'service.name': SERVICE }),
+  spanProcessors: [new SimpleSpanProcessor({ exporter })],
+});
+trace.setGlobalTracerProvider(provider);
+registerInstrumentations({
+  instrumentations: [new OpenAIInstrumentation(), new UndiciInstrumentation()],
+});
+
+const OpenAI = require('openai');
+
+async function main() {
+  const tracer = trace.getTracer('rag-app');
+  const client = new OpenAI({ baseURL: `${GATEWAY_URL}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const out = {};
+  await tracer.startActiveSpan('rag-query', { kind: SpanKind.SERVER }, async (root) => {
+    out.traceId = root.spanContext().traceId;
+    await tracer.startActiveSpan('retrieval', async (s) => {
+      s.setAttribute('db.system.name', 'qdrant');
+      s.setAttribute('retrieval.documents', 4);
+      s.end();
+    });
+    await tracer.startActiveSpan('rerank', async (s) => {
+      s.setAttribute('rerank.top_n', 2);
+      s.end();
+    });
+    // Through the gateway: instrumentation-openai's span is the app's view of this call.
+    const r = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'What does the context say?' }],
+      max_tokens: 12,
+    });
+    out.gatewayResponseId = r.id;
+    // A call the gateway never sees (another provider SDK, say), described by hand with
+    // the GenAI conventions: llmscope turns it into an LLM call.
+    const start = Date.now() - 900;
+    const direct = tracer.startSpan('chat gpt-4o-mini', {
+      kind: SpanKind.CLIENT,
+      startTime: start,
+      attributes: {
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.provider.name': 'openai',
+        'gen_ai.request.model': 'gpt-4o-mini',
+        'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
+        'gen_ai.response.id': `direct-${out.traceId}`,
+        'gen_ai.usage.input_tokens': 100,
+        'gen_ai.usage.output_tokens': 20,
+        'gen_ai.response.time_to_first_chunk': 0.25,
+        'gen_ai.response.finish_reasons': ['stop'],
+      },
+    });
+    out.directSpanId = direct.spanContext().spanId;
+    direct.setStatus({ code: SpanStatusCode.OK });
+    direct.end(start + 800);
+    root.end();
+  });
+  await provider.forceFlush();
+  await provider.shutdown();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,236 @@
+// OTLP end to end with the real OpenTelemetry JS SDK as the sender (lib/otel_app.cjs): a
+// RAG app exports its spans with the official OTLP/HTTP exporters (protobuf and JSON), and
+// calls the LLM through llmscope's gateway with the official `openai` SDK wrapped by
+// @opentelemetry/instrumentation-openai. Asserted:
+//   - every span is stored, and the trace is one tree: retrieval, rerank, the app's LLM span,
+//     its HTTP span, and under it the gateway's call with its own timings;
+//   - the app's span of the gateway call is not counted a second time; an LLM span the
+//     gateway never saw becomes a call with its model, tokens, TTFT and cost, and shows in
+//     /metrics like any gateway call;
+//   - /api/v1/conformance describes the service's dialects;
+//   - bad input gets OTLP's error responses, and partial success keeps the good spans.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { defaultConfig, startGateway, waitFor, withDiagnostics } from './lib/harness.mjs';
+
+const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
+
+let gw;
+
+// Runs the instrumented app once; resolves with what it printed ({traceId, ...}).
+function runApp(exporter, otlpUrl = gw.baseURL) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [APP], {
+      env: { ...process.env, OTLP_URL: otlpUrl, GATEWAY_URL: gw.baseURL, EXPORTER: exporter, SERVICE: 'rag-app' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`otel app (${exporter}) exited ${code}:\n${err}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch (e) {
+        reject(new Error(`otel app printed no result: ${out}\n${err}`));
+      }
+    });
+  });
+}
+
+async function trace(traceId) {
+  const r = await gw.api(`/api/v1/traces/${traceId}`);
+  assert.equal(r.status, 200, r.text);
+  return r.body.data;
+}
+
+function findSpan(nodes, pred) {
+  for (const n of nodes) {
+    if (pred(n)) return n;
+    const hit = findSpan(n.children ?? [], pred);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+function allCalls(t) {
+  const out = [...t.calls];
+  const walk = (n) => {
+    out.push(...(n.calls ?? []));
+    (n.children ?? []).forEach(walk);
+  };
+  t.roots.forEach(walk);
+  return out;
+}
+
+function metricValue(text, name, labels) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return sum;
+}
+
+describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
+  before(async () => {
+    gw = await startGateway((calls) => {
+      const c = defaultConfig(calls);
+      return { ...c, logs: { ...c.logs, level: 'info' }, otlp: { listen: '127.0.0.1:0' } };
+    });
+  });
+  after(async () => {
+    if (gw) assert.equal((await gw.stop()).code, 0, gw.output());
+  });
+  const diagnostics = () => ({ llmscope: () => gw?.output() });
+
+  for (const exporter of ['proto', 'json']) {
+    test(`one trace holds the app's spans and the gateway's call (${exporter} exporter)`, async () => {
+      await withDiagnostics(async () => {
+        const app = await runApp(exporter);
+        const t = await waitFor(async () => {
+          await gw.api('/-/flush', { method: 'POST' });
+          const d = await trace(app.traceId);
+          return d.span_count >= 6 ? d : undefined;
+        }, { timeoutMs: 10_000, intervalMs: 100, what: 'the stored trace' });
+
+        assert.equal(t.roots.length, 1);
+        const root = t.roots[0];
+        assert.equal(root.name, 'rag-query');
+        assert.equal(root.service, 'rag-app');
+        const names = root.children.map((c) => c.name).sort();
+        assert.deepEqual(names, ['chat gpt-4o-mini', 'chat sim/gpt-4o-mini', 'rerank', 'retrieval']);
+        const retrieval = findSpan(t.roots, (n) => n.name === 'retrieval');
+        assert.equal(retrieval.attributes['db.system.name'], 'qdrant');
+
+        // The SDK's span of the call through the gateway; below it the HTTP span whose
+        // traceparent the gateway continued, holding the gateway's call.
+        const sdkSpan = root.children.find((c) => c.name === 'chat sim/gpt-4o-mini');
+        assert.equal(sdkSpan.attributes['gen_ai.response.id'], app.gatewayResponseId);
+        const http = sdkSpan.children.find((c) => (c.calls ?? []).length > 0);
+        assert.ok(http, JSON.stringify(sdkSpan));
+        const gatewayCall = http.calls[0];
+        assert.equal(gatewayCall.parent_span_id, http.span_id);
+        assert.equal(gatewayCall.model, 'sim/gpt-4o-mini');
+        assert.equal(gatewayCall.provider, 'sim');
+        assert.ok(gatewayCall.overhead_us > 0, 'the gateway call carries its own timings');
+        assert.deepEqual(gatewayCall.tags, {});
+
+        // Two calls in the trace, not three: the SDK's span of the gateway call is the same
+        // call; the hand-described span is a call of its own.
+        const calls = allCalls(t);
+        assert.equal(calls.length, 2, JSON.stringify(calls, null, 1));
+        assert.ok(!calls.some((c) => c.request_id === app.gatewayResponseId));
+        const direct = calls.find((c) => c.request_id === `direct-${app.traceId}`);
+        assert.ok(direct, JSON.stringify(calls));
+        assert.equal(direct.span_id, app.directSpanId);
+        assert.equal(direct.model, 'gpt-4o-mini');
+        assert.equal(direct.response_model, 'gpt-4o-mini-2024-07-18');
+        assert.equal(direct.provider_kind, 'openai');
+        assert.deepEqual(direct.usage, { input: 100, output: 20, cache_read: 0, cache_write: 0, reasoning: 0 });
+        assert.equal(direct.usage_source, 'provider');
+        assert.equal(direct.ttft_s, 0.25);
+        assert.ok(Math.abs(direct.duration_s - 0.8) < 1e-6, String(direct.duration_s));
+        assert.ok(direct.cost_usd > 0, 'priced from the catalog like a gateway call');
+        assert.deepEqual(direct.tags, { source: 'otlp', service: 'rag-app' });
+        assert.deepEqual(direct.finish_reasons, ['stop']);
+      }, diagnostics());
+    });
+  }
+
+  test('OTLP calls count in /metrics; duplicates are counted apart', async () => {
+    await withDiagnostics(async () => {
+      const m = (await gw.metrics()).body;
+      assert.equal(metricValue(m, 'llm_requests_total', { model: 'gpt-4o-mini' }), 2);
+      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'input' }), 200);
+      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'output' }), 40);
+      assert.equal(metricValue(m, 'llm_requests_total', { model: 'sim/gpt-4o-mini' }), 2);
+      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'gateway_duplicate' }), 2);
+      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'mapped' }), 2);
+    }, diagnostics());
+  });
+
+  test('conformance report per service', async () => {
+    const r = await gw.api('/api/v1/conformance');
+    assert.equal(r.status, 200, r.text);
+    const svc = r.body.data.services.find((s) => s.service === 'rag-app');
+    assert.ok(svc, r.text);
+    assert.equal(svc.spans, 4);  // two GenAI spans per run
+    assert.equal(svc.dialects['otel-genai'], 2);
+    assert.equal(svc.deprecated['gen_ai.system'], 2, 'instrumentation-openai still sends gen_ai.system');
+  });
+
+  test('a separate OTLP listener (otlp.listen) receives the same way', async () => {
+    await withDiagnostics(async () => {
+      const m = /"msg":"otlp listening","addr":"([0-9.]+:\d+)"/.exec(gw.output());
+      assert.ok(m, 'the log names the OTLP listener');
+      const app = await runApp('proto', `http://${m[1]}`);
+      await waitFor(async () => {
+        await gw.api('/-/flush', { method: 'POST' });
+        return (await trace(app.traceId)).span_count >= 6 || undefined;
+      }, { timeoutMs: 10_000, intervalMs: 100, what: 'the trace sent to the OTLP listener' });
+      const other = await fetch(`http://${m[1]}/v1/chat/completions`, { method: 'POST', body: '{}' });
+      assert.equal(other.status, 404);
+    }, diagnostics());
+  });
+
+  test('bad input: OTLP error responses, partial success keeps the good spans', async () => {
+    const post = (body, headers) => fetch(`${gw.baseURL}/v1/traces`, { method: 'POST', headers, body });
+    const json = { 'content-type': 'application/json' };
+
+    const wrongType = await post('x', { 'content-type': 'text/plain' });
+    assert.equal(wrongType.status, 415);
+    assert.match(await wrongType.text(), /Content-Type/);
+
+    const notJson = await post('{"resourceSpans":', json);
+    assert.equal(notJson.status, 400);
+    const st = await notJson.json();
+    assert.equal(st.code, 3);
+    assert.match(st.message, /JSON/);
+
+    const corrupt = await post(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]), { 'content-type': 'application/x-protobuf' });
+    assert.equal(corrupt.status, 400);
+    assert.equal(corrupt.headers.get('content-type'), 'application/x-protobuf');
+
+    const get = await fetch(`${gw.baseURL}/v1/traces`);
+    assert.equal(get.status, 405);
+
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const span = (traceId, name) => ({
+      traceId, spanId: '00f067aa0ba902b7', name, kind: 1,
+      startTimeUnixNano: String(now), endTimeUnixNano: String(now + 1_000_000n),
+    });
+    const good = 'aaaabbbbccccddddeeeeffff00001111';
+    const body = JSON.stringify({ resourceSpans: [{
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'bad-input' } }] },
+      scopeSpans: [{ spans: [span(good, 'kept'), span('00000000000000000000000000000000', 'zero id')] }],
+    }] });
+    const partial = await post(gzipSync(body), { ...json, 'content-encoding': 'gzip' });
+    assert.equal(partial.status, 200);
+    const ps = await partial.json();
+    assert.equal(ps.partialSuccess.rejectedSpans, 1);
+    assert.match(ps.partialSuccess.errorMessage, /resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[1\]: trace_id is all zero/);
+    await gw.api('/-/flush', { method: 'POST' });
+    const kept = await trace(good);
+    assert.equal(kept.roots[0].name, 'kept');
+
+    const bomb = gzipSync(Buffer.alloc(64 << 20, 0x20));
+    const big = await post(bomb, { ...json, 'content-encoding': 'gzip' });
+    assert.equal(big.status, 413);
+
+    const m = (await gw.metrics()).body;
+    assert.ok(metricValue(m, 'llmscope_otlp_items_total', { signal: 'traces', outcome: 'rejected' }) >= 1);
+    assert.ok(metricValue(m, 'llmscope_otlp_requests_total', { signal: 'traces', code: '415' }) >= 1);
+  });
+});
