@@ -842,8 +842,25 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", prices.status().message().c_str());
       return 1;
     }
-    std::printf("%s: ok (%zu upstreams, %zu routes)\n", argv[3], cfg->upstreams.size(),
-                cfg->routes.size());
+    // The files the configuration names are checked too: rules and the alerting config.
+    auto rule_files = RuleFilesFor(cfg->rules);
+    if (!rule_files.ok()) {
+      std::fprintf(stderr, "rules:\n%s\n", rule_files.status().message().c_str());
+      return 1;
+    }
+    if (!cfg->alerting_config_file.empty()) {
+      if (auto a = LoadAlertingConfig(cfg->alerting_config_file); !a.ok()) {
+        std::fprintf(stderr, "alerting: %s\n", a.status().message().c_str());
+        return 1;
+      }
+    }
+    size_t rules = 0;
+    for (const auto& f : *rule_files) {
+      for (const auto& g : f.groups) rules += g.rules.size();
+    }
+    std::printf("%s: ok (%zu upstreams, %zu routes, %zu rules%s)\n", argv[3], cfg->upstreams.size(),
+                cfg->routes.size(), rules,
+                cfg->alerting_config_file.empty() ? "" : ", alerting config");
     return 0;
   }
   if (cmd == "rules") {

@@ -14,12 +14,15 @@
 // `for` is 3 s (rules.builtin_overrides), so the whole run takes about half a minute.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { ALERTMANAGER_MISSING, startAlertmanager, startWebhookReceiver } from './lib/alertmanager.mjs';
-import { defaultConfig, makeTempDir, postJson, startGateway, waitFor, withDiagnostics } from './lib/harness.mjs';
+import {
+  defaultConfig, LLMSCOPE_BIN, makeTempDir, postJson, REPO_ROOT, startGateway, waitFor, withDiagnostics,
+} from './lib/harness.mjs';
 
 const FOR_MS = 3000;
 const INTERVAL_MS = 1000;
@@ -325,5 +328,34 @@ describe('rules reload', () => {
       assert.deepEqual(await ruleNames(), ['job:llm_requests:total'], 'the previous rules keep running');
       assert.equal((await rgw.api('/-/reload')).status, 405);
     }, { llmscope: () => rgw.output() });
+  });
+});
+
+describe('llmscope config check covers rule files and the alerting config', () => {
+  test('the shipped example passes; a broken alerting file or rule override is named', () => {
+    const { dir, cleanup } = makeTempDir('llmscope-check-');
+    try {
+      const check = (cfg) => {
+        const p = path.join(dir, 'c.yaml');
+        fs.writeFileSync(p, JSON.stringify({ ...defaultConfig(path.join(dir, 'calls')), ...cfg }));
+        return spawnSync(LLMSCOPE_BIN, ['config', 'check', p], { encoding: 'utf8' });
+      };
+      const example = path.join(REPO_ROOT, 'examples', 'alerting.yaml');
+      const ok = check({ alerting: { config_file: example } });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /14 rules, alerting config/);
+
+      const bad = path.join(dir, 'alerting.yaml');
+      fs.writeFileSync(bad, 'route: {receiver: nope}\n');
+      const r1 = check({ alerting: { config_file: bad } });
+      assert.equal(r1.status, 1);
+      assert.match(r1.stderr, /route\.receiver: undefined receiver "nope"/);
+
+      const r2 = check({ rules: { builtin_overrides: { NoSuchAlert: { for: '1m' } } } });
+      assert.equal(r2.status, 1);
+      assert.match(r2.stderr, /rules\.builtin_overrides\.NoSuchAlert: no built-in alert has this name/);
+    } finally {
+      cleanup();
+    }
   });
 });
