@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <functional>
 
 #include "core/json_string.h"
 
@@ -630,6 +631,28 @@ int StripContent(core::Span& span) {
   span.events.erase(ev, span.events.end());
   for (auto& e : span.events) strip(e.attributes);
   return removed;
+}
+
+int RedactContent(core::Span& span, const std::function<int(std::string&)>& redact) {
+  int n = 0;
+  auto apply = [&](core::Attribute& a) {
+    if (auto* str = std::get_if<std::string>(&a.value)) {
+      n += redact(*str);
+    } else if (auto* json = std::get_if<core::JsonText>(&a.value)) {
+      // Replacements are plain ASCII without quotes or backslashes, so JSON text stays valid.
+      n += redact(json->text);
+    }
+  };
+  for (auto& a : span.attributes) {
+    if (IsContentKey(a.key)) apply(a);
+  }
+  for (auto& e : span.events) {
+    const bool content_event = IsContentEvent(e.name);
+    for (auto& a : e.attributes) {
+      if (content_event || IsContentKey(a.key)) apply(a);
+    }
+  }
+  return n;
 }
 
 Conformance DescribeDialect(const core::Span& span) {

@@ -74,6 +74,12 @@ std::optional<core::LlmCall> MapGenAiSpan(const core::Span& span, const MapOptio
 // it should see the content).
 int StripContent(core::Span& span);
 
+// Applies `redact` (which rewrites a string in place and returns how many values it
+// replaced) to every content value StripContent would remove: string and composite (JSON
+// text) values of content attributes, and every attribute of content events. For spans kept
+// with content capture on. Returns the total the calls reported.
+int RedactContent(core::Span& span, const std::function<int(std::string&)>& redact);
+
 // How a span follows the GenAI conventions.
 struct Conformance {
   Dialect dialect = Dialect::kNone;

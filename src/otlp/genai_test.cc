@@ -343,6 +343,38 @@ TEST(StripContent, RemovesContentAttributesAndEvents) {
   EXPECT_EQ(StripContent(s), 0);
 }
 
+TEST(RedactContent, RewritesOnlyContentValues) {
+  core::Span s = CurrentOtelSpan();
+  Set(s, "gen_ai.input.messages", core::JsonText{R"([{"content":"SECRET one"}])"});
+  Set(s, "gen_ai.prompt.0.content", S("SECRET two"));
+  Set(s, "user.note", S("SECRET stays: not a content attribute"));
+  s.events.push_back({kT0, "gen_ai.content.prompt", {{"any.key", S("SECRET three")}}});
+  s.events.push_back({kT0, "exception", {{"exception.message", S("SECRET four")}}});
+  std::vector<std::string> seen;
+  const int n = RedactContent(s, [&seen](std::string& text) {
+    seen.push_back(text);
+    const size_t at = text.find("SECRET");
+    if (at == std::string::npos) return 0;
+    text.replace(at, 6, "[X]");
+    return 1;
+  });
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(seen.size(), 3u);
+  auto value = [&s](std::string_view key) -> std::string {
+    for (const auto& a : s.attributes) {
+      if (a.key != key) continue;
+      if (const auto* j = std::get_if<core::JsonText>(&a.value)) return j->text;
+      return std::get<std::string>(a.value);
+    }
+    return "";
+  };
+  EXPECT_EQ(value("gen_ai.input.messages"), R"([{"content":"[X] one"}])");
+  EXPECT_EQ(value("gen_ai.prompt.0.content"), "[X] two");
+  EXPECT_EQ(value("user.note"), "SECRET stays: not a content attribute");
+  EXPECT_EQ(std::get<std::string>(s.events[0].attributes[0].value), "[X] three");
+  EXPECT_EQ(std::get<std::string>(s.events[1].attributes[0].value), "SECRET four");
+}
+
 TEST(IsGatewaySpan, AttributeOrLookup) {
   core::Span s = CurrentOtelSpan();
   EXPECT_FALSE(IsGatewaySpan(s));

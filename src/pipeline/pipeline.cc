@@ -146,6 +146,19 @@ void Pipeline::AddSink(core::BatchSink* sink) {
   sinks_.push_back(sink);
 }
 
+void Pipeline::SetTransform(std::function<void(core::LlmCall&)> transform) {
+  bool started;
+  {
+    std::lock_guard lock(mu_);
+    started = started_ || stopping_;
+  }
+  if (started) {
+    logger_.Error("pipeline: transform ignored (set after Start)");
+    return;
+  }
+  transform_ = std::move(transform);
+}
+
 core::Status Pipeline::Start() {
   if (!init_status_.ok()) return init_status_;
   if (options_.queue_capacity == 0 || options_.max_batch == 0) {
@@ -326,6 +339,9 @@ void Pipeline::Run(std::stop_token stop) {
 void Pipeline::Deliver(std::vector<core::LlmCall>& batch) {
   if (catalog_ != nullptr) {
     for (core::LlmCall& call : batch) PriceCall(*catalog_, call);
+  }
+  if (transform_) {
+    for (core::LlmCall& call : batch) transform_(call);
   }
   for (core::BatchSink* sink : sinks_) sink->Consume(batch);
   const size_t n = batch.size();

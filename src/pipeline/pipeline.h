@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,6 +84,11 @@ class Pipeline final : public core::RecordSink {
   // REQUIRES: before Start(); a sink added later (or a null one) is ignored and logged.
   void AddSink(core::BatchSink* sink);
 
+  // A step run on the worker for every call, after pricing and before the sinks: what the
+  // sinks see, the transform has already changed (redaction of captured content, say).
+  // REQUIRES: before Start(); later calls are ignored and logged.
+  void SetTransform(std::function<void(core::LlmCall&)> transform);
+
   // Starts the worker thread. Records submitted before Start wait in the queue.
   // Errors: the metric registration failure from construction; FAILED_PRECONDITION when
   // already started or stopped; INVALID_ARGUMENT for a zero queue_capacity or max_batch.
@@ -150,6 +156,7 @@ class Pipeline final : public core::RecordSink {
   std::atomic<uint64_t> drops_since_warn_{0};
 
   std::vector<core::BatchSink*> sinks_;  // written before Start only, then read by the worker
+  std::function<void(core::LlmCall&)> transform_;  // the same
 
   mutable std::mutex mu_;
   // Worker wake-ups: first record, a full batch, a flush request (stop via the stop token).

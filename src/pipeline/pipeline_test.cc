@@ -240,6 +240,27 @@ TEST(PipelineTest, RecordsFlowToEverySinkPricedInOrder) {
   p.Stop();
 }
 
+TEST(PipelineTest, TransformRunsAfterPricingBeforeEverySink) {
+  metrics::Registry registry;
+  core::NullLogger logger;
+  CollectingSink sink;
+  Pipeline p(SmallOptions(), TestCatalog(), registry, logger);
+  p.AddSink(&sink);
+  p.SetTransform([](core::LlmCall& c) {
+    EXPECT_TRUE(c.cost_usd.has_value());  // priced first
+    c.request_body = "[redacted]";
+  });
+  ASSERT_TRUE(p.Start().ok());
+  p.SetTransform([](core::LlmCall& c) { c.request_body = "late"; });  // ignored after Start
+  core::LlmCall call = Call("1", "test-model");
+  call.request_body = "secret";
+  ASSERT_TRUE(p.Submit(std::move(call)));
+  ASSERT_TRUE(p.Flush(kWait));
+  ASSERT_EQ(sink.calls().size(), 1u);
+  EXPECT_EQ(sink.calls()[0].request_body, "[redacted]");
+  p.Stop();
+}
+
 TEST(PipelineTest, NullCatalogPassesRecordsThroughUnpriced) {
   metrics::Registry registry;
   core::NullLogger logger;

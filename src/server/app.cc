@@ -36,6 +36,7 @@
 #include "pipeline/store_writer.h"
 #include "pricing/price_catalog.h"
 #include "promql/engine.h"
+#include "redact/redactor.h"
 #include "server/config.h"
 #include "server/otlp_receiver.h"
 #include "server/rules_setup.h"
@@ -487,6 +488,34 @@ int Serve(const Flags& flags) {
   }
   api::PromApi prom_api(po, engine, tsdb_view.get(), sources, clock, registry);
 
+  // Captured content is redacted on the pipeline's worker (off the request path) before any
+  // sink logs or stores it; OTLP spans kept with content are redacted by the receiver.
+  std::unique_ptr<redact::Redactor> redactor;
+  metrics::CounterFamily* redactions = nullptr;
+  if (c.redaction.enabled) {
+    auto r = redact::Redactor::Create({c.redaction.builtin, c.redaction.patterns});
+    if (!r.ok()) return Fail("redaction: " + r.status().message());
+    redactor = std::move(r).value();
+    auto f = registry.AddCounter("llmscope_redactions",
+                                 "Values replaced in captured prompts and completions, by kind.",
+                                 {"kind"});
+    if (!f.ok()) return Fail(f.status().message());
+    redactions = *f;
+  }
+  std::function<int(std::string&)> redact_text;
+  if (redactor) {
+    redact_text = [r = redactor.get(), redactions](std::string& text) {
+      std::vector<std::string_view> kinds;
+      const int n = r->Redact(text, &kinds);
+      for (auto k : kinds) redactions->WithLabels({k}).Inc();
+      return n;
+    };
+    pipe.SetTransform([redact_text](core::LlmCall& call) {
+      if (!call.request_body.empty()) redact_text(call.request_body);
+      if (!call.response_text.empty()) redact_text(call.response_text);
+    });
+  }
+
   // Gateway calls that continued a client's traceparent, so that the client's own span of
   // the same call, received over OTLP, is not counted again.
   GatewayCallIndex gateway_calls(pipe);
@@ -551,6 +580,7 @@ int Serve(const Flags& flags) {
     oo.limits.max_body_bytes = c.otlp.max_body_bytes;
     oo.limits.max_items = c.otlp.max_spans_per_request;
     oo.limits.max_attributes = c.otlp.max_attributes;
+    oo.redact = redact_text;
     oo.wait_for_gateway = [&gateway] { (void)gateway.WaitForHandovers(std::chrono::seconds(1)); };
     otlp_receiver = std::make_unique<OtlpReceiver>(oo, pipe, writer.get(), &gateway_calls, registry,
                                                    clock, log);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "promql/parser.h"
+#include "redact/redactor.h"
 
 namespace llmscope::server {
 
@@ -311,11 +312,11 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) return core::InvalidArgument(std::string(source) + ": must be a YAML map");
-  CheckKeys(
-      root, "",
-      {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics", "pricing",
-       "simulator", "upstreams", "routes", "storage", "tsdb", "rules", "alerting", "otlp"},
-      p);
+  CheckKeys(root, "",
+            {"listen", "threads", "max_body_bytes", "gateway", "logs", "pipeline", "metrics",
+             "pricing", "simulator", "upstreams", "routes", "storage", "tsdb", "rules", "alerting",
+             "otlp", "redaction"},
+            p);
 
   std::string listen = "127.0.0.1:8080";
   Get(root, "listen", "", listen, p);
@@ -444,6 +445,37 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
       GetPositive(s, "max_body_bytes", "otlp", c.otlp.max_body_bytes, p);
       GetPositive(s, "max_spans_per_request", "otlp", c.otlp.max_spans_per_request, p);
       GetPositive(s, "max_attributes", "otlp", c.otlp.max_attributes, p);
+    }
+  }
+  if (auto s = root["redaction"]; s.IsDefined()) {
+    if (!s.IsMap()) {
+      p.Add(s, "redaction", "must be a map");
+    } else {
+      CheckKeys(s, "redaction", {"enabled", "builtin", "patterns"}, p);
+      Get(s, "enabled", "redaction", c.redaction.enabled, p);
+      Get(s, "builtin", "redaction", c.redaction.builtin, p);
+      const YAML::Node pats = s["patterns"];
+      if (pats.IsDefined() && !pats.IsNull() && !pats.IsSequence()) {
+        p.Add(pats, "redaction.patterns", "must be a list of {name, regex}");
+      } else if (pats.IsDefined()) {
+        for (size_t i = 0; i < pats.size(); ++i) {
+          const std::string where = "redaction.patterns[" + std::to_string(i) + "]";
+          if (!pats[i].IsMap()) {
+            p.Add(pats[i], where, "must be a map with name and regex");
+            continue;
+          }
+          CheckKeys(pats[i], where, {"name", "regex"}, p);
+          std::string name, regex;
+          Get(pats[i], "name", where, name, p);
+          Get(pats[i], "regex", where, regex, p);
+          auto check = redact::Redactor::Create({.builtin = false, .patterns = {{name, regex}}});
+          if (!check.ok()) {
+            p.Add(pats[i], where, check.status().message());
+          } else {
+            c.redaction.patterns.emplace_back(name, regex);
+          }
+        }
+      }
     }
   }
   if (auto s = root["alerting"]; s.IsDefined()) {

@@ -85,6 +85,14 @@ struct OtlpConfig {
   size_t max_attributes = 128;
 };
 
+// Redaction of captured prompts and completions (gateway and OTLP) before they are logged
+// or stored (docs/CONFIG.md, section redaction). Applies only when content is captured.
+struct RedactionConfig {
+  bool enabled = true;
+  bool builtin = true;  // emails, API keys, bearer tokens, card numbers, US SSNs
+  std::vector<std::pair<std::string, std::string>> patterns;  // {name, ECMAScript regex}
+};
+
 // The whole configuration, typed and validated once at start-up. docs/CONFIG.md documents
 // every key; examples/llmscope.yaml is the default that `make run` uses.
 struct Config {
@@ -103,6 +111,7 @@ struct Config {
   TsdbConfig tsdb;
   RulesConfig rules;
   OtlpConfig otlp;
+  RedactionConfig redaction;
   // An Alertmanager-style file (route, receivers, inhibit_rules, alertmanagers); empty: no
   // notifications, alerts are only listed by /api/v1/alerts.
   std::string alerting_config_file;

@@ -246,4 +246,37 @@ TEST(ConfigTest, RulesAndAlertingSectionsParseAndNameEachProblem) {
   EXPECT_NE(m.find("alerting.config: unknown key"), std::string::npos) << m;
 }
 
+TEST(ConfigTest, RedactionSectionParsesAndNamesBadPatterns) {
+  auto d = ParseConfig(kMinimalRoutes, "t", Env);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->redaction.enabled);
+  EXPECT_TRUE(d->redaction.builtin);
+
+  std::string yaml = kMinimalRoutes;
+  yaml +=
+      "redaction:\n"
+      "  builtin: false\n"
+      "  patterns: [{name: ticket, regex: 'TICKET-[0-9]+'}]\n";
+  auto c = ParseConfig(yaml, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_FALSE(c->redaction.builtin);
+  ASSERT_EQ(c->redaction.patterns.size(), 1u);
+  EXPECT_EQ(c->redaction.patterns[0].first, "ticket");
+
+  std::string bad = kMinimalRoutes;
+  bad +=
+      "redaction:\n"
+      "  patterns:\n"
+      "    - {name: broken, regex: '(unclosed'}\n"
+      "    - {name: Bad Name, regex: x}\n"
+      "  mode: strict\n";
+  auto b = ParseConfig(bad, "t", Env);
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.status().message();
+  EXPECT_NE(m.find("redaction.patterns[0]: redaction pattern broken"), std::string::npos) << m;
+  EXPECT_NE(m.find("redaction.patterns[1]: redaction pattern name 'Bad Name'"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("redaction.mode: unknown key"), std::string::npos) << m;
+}
+
 }  // namespace llmscope::server

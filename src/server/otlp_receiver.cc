@@ -151,7 +151,11 @@ OtlpReceiver::TraceOutcome OtlpReceiver::Accept(std::vector<core::Span>&& spans)
         }
       }
     }
-    if (!options_.capture_content) otlp::StripContent(span);
+    if (!options_.capture_content) {
+      otlp::StripContent(span);
+    } else if (options_.redact) {
+      otlp::RedactContent(span, options_.redact);
+    }
   }
   if (llm_spans_ != nullptr) {
     if (out.calls_mapped > 0) {

@@ -80,6 +80,9 @@ struct OtlpReceiverOptions {
   // gateway call whose response a client already holds is indexed (the gateway's
   // WaitForHandovers). Empty: no wait.
   std::function<void()> wait_for_gateway;
+  // With capture on, rewrites content values in place (redaction) and returns how many it
+  // replaced; applied to every content attribute of stored spans. Empty: kept as received.
+  std::function<int(std::string&)> redact;
 };
 
 // The OTLP/HTTP receiver: POST /v1/traces, /v1/metrics, /v1/logs in protobuf
