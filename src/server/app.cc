@@ -577,6 +577,7 @@ int Serve(const Flags& flags) {
     oo.capture_content = c.otlp.capture_content.value_or(c.gateway.capture_content);
     oo.threads = c.otlp.threads;
     oo.max_queued = c.otlp.max_queued;
+    oo.max_queued_bytes = c.otlp.max_queued_bytes;
     oo.limits.max_body_bytes = c.otlp.max_body_bytes;
     oo.limits.max_items = c.otlp.max_spans_per_request;
     oo.limits.max_attributes = c.otlp.max_attributes;

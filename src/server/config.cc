@@ -424,8 +424,8 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
       p.Add(s, "otlp", "must be a map");
     } else {
       CheckKeys(s, "otlp",
-                {"enabled", "listen", "capture_content", "threads", "max_queued", "max_body_bytes",
-                 "max_spans_per_request", "max_attributes"},
+                {"enabled", "listen", "capture_content", "threads", "max_queued",
+                 "max_queued_bytes", "max_body_bytes", "max_spans_per_request", "max_attributes"},
                 p);
       Get(s, "enabled", "otlp", c.otlp.enabled, p);
       std::string otlp_listen;
@@ -442,6 +442,7 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
       }
       GetPositive(s, "threads", "otlp", c.otlp.threads, p);
       GetPositive(s, "max_queued", "otlp", c.otlp.max_queued, p);
+      GetPositive(s, "max_queued_bytes", "otlp", c.otlp.max_queued_bytes, p);
       GetPositive(s, "max_body_bytes", "otlp", c.otlp.max_body_bytes, p);
       GetPositive(s, "max_spans_per_request", "otlp", c.otlp.max_spans_per_request, p);
       GetPositive(s, "max_attributes", "otlp", c.otlp.max_attributes, p);

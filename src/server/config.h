@@ -80,6 +80,7 @@ struct OtlpConfig {
   std::optional<bool> capture_content;  // unset: gateway.capture_content
   int threads = 1;                      // decode threads
   size_t max_queued = 64;               // requests waiting for them; more get 503
+  size_t max_queued_bytes = 64u << 20;  // bodies waiting or in decoding; more get 503
   size_t max_body_bytes = 16u << 20;    // decompressed
   size_t max_spans_per_request = 10'000;
   size_t max_attributes = 128;

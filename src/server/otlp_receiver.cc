@@ -216,6 +216,21 @@ OtlpReceiver::Response OtlpReceiver::Process(std::string_view path, std::string_
                                           batch->rejected_log_records, batch->error_message)};
 }
 
+const char* OtlpReceiver::Busy(size_t body_bytes) {
+  if (spans_ != nullptr && options_.max_pending_spans > 0 &&
+      spans_->pending_records() >= options_.max_pending_spans) {
+    return "storage is behind (records waiting for the store over otlp.max_pending_spans); "
+           "retry later";
+  }
+  const int64_t size = static_cast<int64_t>(body_bytes);
+  const int64_t before = queued_bytes_.fetch_add(size, std::memory_order_relaxed);
+  if (before > 0 && before + size > static_cast<int64_t>(options_.max_queued_bytes)) {
+    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    return "the OTLP receiver holds otlp.max_queued_bytes of requests; retry later";
+  }
+  return nullptr;
+}
+
 http::Task<void> OtlpReceiver::Handle(http::Request& req, http::ResponseWriter& w) {
   const std::string path(req.path());
   const std::string signal = path.substr(4);  // "traces", "metrics", "logs"
@@ -242,10 +257,15 @@ http::Task<void> OtlpReceiver::Handle(http::Request& req, http::ResponseWriter& 
   } else if (req.body_too_large()) {
     r = {413, otlp::EncodeErrorStatus(encoding, kResourceExhausted,
                                       "request body exceeds the listener's max_body_bytes")};
+  } else if (const char* busy = Busy(req.body().size())) {
+    r = {503, otlp::EncodeErrorStatus(encoding, kUnavailable, busy), true};
   } else {
+    // The body's bytes count against max_queued_bytes until its decoding is done.
+    const int64_t size = static_cast<int64_t>(req.body().size());
     const bool gzip = content_encoding == "gzip";
     const bool ran =
         co_await http::RunOnPool(pool_, [&] { r = Process(path, req.body(), encoding, gzip); });
+    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
     if (!ran) {
       r = {503,
            otlp::EncodeErrorStatus(encoding, kUnavailable,

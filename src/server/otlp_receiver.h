@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -76,6 +77,12 @@ struct OtlpReceiverOptions {
   bool capture_content = false;  // keep prompts and completions of GenAI spans
   int threads = 1;               // decode threads (decoding never runs on an event loop)
   size_t max_queued = 64;        // requests waiting for a decode thread; more get 503
+  // Bytes of request bodies waiting for or in decoding; a request that would go over it gets
+  // 503 (one request alone is always taken). Bounds the receiver's memory under a burst.
+  size_t max_queued_bytes = 64u << 20;
+  // Records the store writer may hold in memory before the receiver answers 503 instead of
+  // accepting more spans (0: never). Keeps a burst from being accepted and then dropped.
+  size_t max_pending_spans = 80'000;
   // Called before LLM spans are checked against the GatewayCallIndex: waits until every
   // gateway call whose response a client already holds is indexed (the gateway's
   // WaitForHandovers). Empty: no wait.
@@ -139,6 +146,9 @@ class OtlpReceiver {
   Response Process(std::string_view path, std::string_view body, otlp::Encoding encoding,
                    bool gzip);
   void CountStats(std::string_view signal, const otlp::DecodeStats& stats);
+  // Why a request of `body_bytes` cannot be taken now, or null; when null, the bytes are
+  // counted in queued_bytes_ (the caller subtracts them when done).
+  const char* Busy(size_t body_bytes);
 
   const OtlpReceiverOptions options_;
   core::RecordSink& calls_;
@@ -148,6 +158,7 @@ class OtlpReceiver {
   core::Logger& log_;
   otlp::ConformanceReport conformance_;
   http::WorkPool pool_;
+  std::atomic<int64_t> queued_bytes_{0};
 
   metrics::CounterFamily* requests_ = nullptr;   // {signal, code}
   metrics::CounterFamily* items_ = nullptr;      // {signal, outcome}

@@ -234,3 +234,67 @@ describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
     assert.ok(metricValue(m, 'llmscope_otlp_requests_total', { signal: 'traces', code: '415' }) >= 1);
   });
 });
+
+describe('OTLP under a burst', () => {
+  let bgw;
+  before(async () => {
+    bgw = await startGateway((calls) => ({
+      ...defaultConfig(calls), otlp: { threads: 1, max_queued_bytes: 400_000 },
+    }));
+  });
+  after(async () => {
+    if (bgw) assert.equal((await bgw.stop()).code, 0, bgw.output());
+  });
+
+  test('excess is refused with retryable 503s, counted, and retries lose nothing', async () => {
+    await withDiagnostics(async () => {
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const REQUESTS = 40;
+      const SPANS = 400;
+      const bodies = Array.from({ length: REQUESTS }, (_, r) => {
+        const traceId = (r + 1).toString(16).padStart(32, '0');
+        const spans = Array.from({ length: SPANS }, (_, i) => ({
+          traceId, spanId: (i + 1).toString(16).padStart(16, '0'), name: `s${i}`, kind: 1,
+          startTimeUnixNano: String(now), endTimeUnixNano: String(now + 1000n),
+          attributes: [{ key: 'payload', value: { stringValue: 'x'.repeat(200) } }],
+        }));
+        return { traceId, body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans }] }] }) };
+      });
+      const post = (body) => fetch(`${bgw.baseURL}/v1/traces`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body,
+      });
+      // All at once: more bytes than max_queued_bytes.
+      const first = await Promise.all(bodies.map((b) => post(b.body)));
+      const refused = [];
+      for (let i = 0; i < first.length; i++) {
+        const r = first[i];
+        if (r.status === 503) {
+          assert.equal(r.headers.get('retry-after'), '1');
+          const st = await r.json();
+          assert.equal(st.code, 14);  // UNAVAILABLE: retryable for OTLP exporters
+          assert.match(st.message, /retry/);
+          refused.push(bodies[i]);
+        } else {
+          const text = await r.text();
+          assert.equal(r.status, 200, text);
+        }
+      }
+      assert.ok(refused.length > 0, 'the burst went over the bound');
+      assert.ok(refused.length < REQUESTS, 'some of the burst was taken');
+      // An exporter retries: one at a time, everything is taken.
+      for (const b of refused) {
+        const r = await post(b.body);
+        assert.equal(r.status, 200, await r.text());
+      }
+      await bgw.api('/-/flush', { method: 'POST' });
+      for (const b of [bodies[0], bodies[REQUESTS - 1], ...refused.slice(0, 3)]) {
+        const t = await bgw.api(`/api/v1/traces/${b.traceId}`);
+        assert.equal(t.status, 200, t.text);
+        assert.equal(t.body.data.span_count, SPANS);
+      }
+      const m = (await bgw.metrics()).body;
+      assert.equal(metricValue(m, 'llmscope_otlp_requests_total', { signal: 'traces', code: '503' }), refused.length);
+      assert.equal(metricValue(m, 'llmscope_otlp_items_total', { signal: 'traces', outcome: 'accepted' }), REQUESTS * SPANS);
+    }, { llmscope: () => bgw.output() });
+  });
+});
