@@ -135,6 +135,19 @@ uint64_t ChunkIterator::ReadBits(int n) {
     corrupt_ = true;
     return 0;
   }
+  if (n == 0) return 0;
+  const size_t first = bit_pos_ / 8;
+  const int skip = static_cast<int>(bit_pos_ % 8);
+  // The common case in one step: the n bits lie within the 8 bytes from `first`, which all
+  // exist. The bytes are read most significant bit first, so as one big-endian word.
+  if (skip + n <= 64 && first + 8 <= data_.size()) {
+    uint64_t word;
+    std::memcpy(&word, data_.data() + first, sizeof word);
+    if constexpr (std::endian::native == std::endian::little) word = __builtin_bswap64(word);
+    bit_pos_ += static_cast<size_t>(n);
+    return (word << skip) >> (64 - n);
+  }
+  // Near the end of the chunk (or a 64-bit read that straddles nine bytes): byte by byte.
   uint64_t out = 0;
   while (n > 0) {
     const size_t byte = bit_pos_ / 8;

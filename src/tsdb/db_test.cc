@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cmath>
@@ -161,6 +162,27 @@ TEST_F(DbTest, ManyChunksRoundTripAcrossCuts) {
   const MemoryUsage m = db->memory_usage();
   EXPECT_GE(m.samples, 5000u);  // plus the downsampled tier
   EXPECT_GT(m.chunk_bytes, 0u);
+}
+
+TEST_F(DbTest, SelectByNameIsInLabelOrderWhateverTheCreationOrder) {
+  // The name index is kept in label order so that Select by name needs no sort: series
+  // created in a shuffled order, and one created between two others later, come back sorted.
+  auto db = OpenMemory();
+  const int64_t t = NowMs(clock_);
+  std::vector<std::string> codes;
+  for (int i = 0; i < 50; ++i) codes.push_back(std::to_string(100 + i * 7 % 50));
+  for (const auto& c : codes) ASSERT_TRUE(db->Append(L("req_total", {{"code", c}}), t, 1).ok());
+  ASSERT_TRUE(db->Append(L("req_total", {{"code", "125"}, {"zone", "b"}}), t, 1).ok());
+  ASSERT_TRUE(db->Append(L("other"), t, 1).ok());
+  for (const auto& r :
+       {db->Select("req_total", nullptr, t, t), db->Select(std::nullopt, nullptr, t, t)}) {
+    ASSERT_TRUE(r.ok());
+    std::vector<Labels> got;
+    for (const auto& s : *r) got.push_back(s.labels);
+    EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
+  }
+  EXPECT_EQ(db->Select("req_total", nullptr, t, t)->size(), 51u);
+  EXPECT_EQ(db->Select(std::nullopt, nullptr, t, t)->size(), 52u);
 }
 
 TEST_F(DbTest, OutOfOrderAndDuplicatesAreRejectedAndCounted) {
