@@ -80,6 +80,9 @@ struct OtlpReceiverOptions {
   // gateway call whose response a client already holds is indexed (the gateway's
   // WaitForHandovers). Empty: no wait.
   std::function<void()> wait_for_gateway;
+  // Also given every request's spans as they are stored (content stripped unless capture
+  // is on), on the decode thread: the export sampler. Must not block. Empty: none.
+  std::function<void(const std::vector<core::Span>&)> on_spans;
 };
 
 // The OTLP/HTTP receiver: POST /v1/traces, /v1/metrics, /v1/logs in protobuf
