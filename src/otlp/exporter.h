@@ -100,8 +100,8 @@ class Exporter {
   struct Attempt {
     bool ok = false;
     bool retryable = false;
-    int64_t rejected = 0;     // partial_success.rejected_spans of a 200
-    core::Nanos retry_after;  // 0: none given
+    int64_t rejected = 0;        // partial_success.rejected_spans of a 200
+    core::Nanos retry_after{0};  // 0: none given
     std::string error;
   };
   void Run();
