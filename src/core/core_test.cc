@@ -94,5 +94,15 @@ TEST(Crc32cTest, KnownVectorsAndBothImplementationsAgree) {
   EXPECT_EQ(split, Crc32cExtend(0, data.data(), 1000));
 }
 
+TEST(GenAiProviderNameTest, WellKnownValuesElseTheKind) {
+  EXPECT_EQ(GenAiProviderName("openai"), "openai");
+  EXPECT_EQ(GenAiProviderName("anthropic"), "anthropic");
+  EXPECT_EQ(GenAiProviderName("azure_openai"), "azure.ai.openai");
+  EXPECT_EQ(GenAiProviderName("bedrock"), "aws.bedrock");
+  EXPECT_EQ(GenAiProviderName("openai_compatible"), "openai_compatible");
+  EXPECT_EQ(GenAiProviderName("simulator"), "simulator");
+  EXPECT_EQ(GenAiProviderName(""), "unknown");
+}
+
 }  // namespace
 }  // namespace llmscope::core

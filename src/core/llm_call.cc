@@ -98,6 +98,34 @@ std::string_view GenAiOperationName(Endpoint e) {
   return "unknown";
 }
 
+std::string_view GenAiProviderName(std::string_view kind) {
+  // Kinds that name a service the conventions list map to its well-known value (which the
+  // conventions say MUST be used); anything else keeps the kind (a custom value MAY be).
+  static constexpr std::pair<std::string_view, std::string_view> kWellKnown[] = {
+      {"openai", "openai"},
+      {"anthropic", "anthropic"},
+      {"azure_openai", "azure.ai.openai"},
+      {"azure_ai_inference", "azure.ai.inference"},
+      {"bedrock", "aws.bedrock"},
+      {"aws_bedrock", "aws.bedrock"},
+      {"gemini", "gcp.gemini"},
+      {"vertex_ai", "gcp.vertex_ai"},
+      {"cohere", "cohere"},
+      {"deepseek", "deepseek"},
+      {"groq", "groq"},
+      {"mistral", "mistral_ai"},
+      {"mistral_ai", "mistral_ai"},
+      {"perplexity", "perplexity"},
+      {"xai", "x_ai"},
+      {"x_ai", "x_ai"},
+  };
+  if (kind.empty()) return "unknown";
+  for (const auto& [from, to] : kWellKnown) {
+    if (kind == from) return to;
+  }
+  return kind;
+}
+
 std::string_view ErrorClassName(ErrorClass e) {
   switch (e) {
     case ErrorClass::kNone:

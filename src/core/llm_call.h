@@ -35,6 +35,11 @@ std::string_view EndpointName(Endpoint e);                         // "chat_comp
 std::optional<Endpoint> ParseEndpointName(std::string_view name);  // inverse of EndpointName
 // The GenAI semantic-convention operation name: "chat", "text_completion", "embeddings", ...
 std::string_view GenAiOperationName(Endpoint e);
+// The gen_ai.provider.name value for an llmscope provider kind: the conventions'
+// well-known value where one applies ("openai", "anthropic", "azure.ai.openai",
+// "aws.bedrock", "gcp.gemini", ...), the kind itself otherwise ("openai_compatible",
+// "simulator"), "unknown" when empty. Thread-safety: pure.
+std::string_view GenAiProviderName(std::string_view provider_kind);
 
 // Why a call failed. Bounded: used as the error_type metric label.
 enum class ErrorClass : uint8_t {

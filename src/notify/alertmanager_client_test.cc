@@ -4,8 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "http/test_capture_server.h"
 #include "metrics/registry.h"
-#include "notify/test_http_server.h"
 
 namespace llmscope::notify {
 namespace {
@@ -57,7 +57,7 @@ class AlertmanagerClientTest : public ::testing::Test {
     return std::make_unique<AlertmanagerClient>(t, o, *client_, metrics_.get(), logger_);
   }
 
-  testutil::CaptureServer server_;
+  http::testutil::CaptureServer server_;
   core::NullLogger logger_;
   metrics::Registry registry_;
   std::unique_ptr<NotifyMetrics> metrics_;

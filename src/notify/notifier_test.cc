@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "notify/test_http_server.h"
+#include "http/test_capture_server.h"
 #include "testing/fake_clock.h"
 
 namespace llmscope::notify {
@@ -68,15 +68,15 @@ receivers:
     return a;
   }
 
-  std::vector<testutil::CapturedRequest> RequestsTo(const std::string& target) const {
-    std::vector<testutil::CapturedRequest> out;
+  std::vector<http::testutil::CapturedRequest> RequestsTo(const std::string& target) const {
+    std::vector<http::testutil::CapturedRequest> out;
     for (const auto& r : server_.requests()) {
       if (r.target == target) out.push_back(r);
     }
     return out;
   }
 
-  testutil::CaptureServer server_;
+  http::testutil::CaptureServer server_;
   testing::FakeClock clock_;
   core::NullLogger logger_;
   metrics::Registry registry_;

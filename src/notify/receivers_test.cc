@@ -4,8 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "http/test_capture_server.h"
 #include "metrics/registry.h"
-#include "notify/test_http_server.h"
 #include "testing/fake_clock.h"
 
 namespace llmscope::notify {
@@ -185,7 +185,7 @@ class SenderTest : public ::testing::Test {
     return f->WithLabels(labels).Value();
   }
 
-  testutil::CaptureServer server_;
+  http::testutil::CaptureServer server_;
   testing::FakeClock clock_;
   core::NullLogger logger_;
   metrics::Registry registry_;

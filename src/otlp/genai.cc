@@ -455,6 +455,13 @@ bool IsGatewaySpan(const core::Span& span, const GatewayCallLookup& seen_by_gate
   return seen_by_gateway && seen_by_gateway(span.trace_id, span.span_id);
 }
 
+bool IsMappedFromSpan(const core::LlmCall& call) {
+  for (const auto& [k, v] : call.tags) {
+    if (k == "source" && v == "otlp") return true;
+  }
+  return false;
+}
+
 std::optional<core::LlmCall> MapGenAiSpan(const core::Span& span, const MapOptions& options) {
   if (IsGatewaySpan(span)) return std::nullopt;
   const Markers m = Scan(span);

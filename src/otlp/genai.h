@@ -68,6 +68,10 @@ struct MapOptions {
 // gen_ai.conversation.id), tags ("source" = "otlp", "service" = service.name).
 std::optional<core::LlmCall> MapGenAiSpan(const core::Span& span, const MapOptions& options = {});
 
+// Whether `call` was made by MapGenAiSpan (it carries the tag source=otlp): the call of a
+// span received over OTLP rather than one the gateway recorded.
+bool IsMappedFromSpan(const core::LlmCall& call);
+
 // Removes prompt and completion content from a span: content attributes (on the span and
 // on its events) and content events. Returns how many attributes and events were removed.
 // Call it before storing a span unless content capture is on (and after MapGenAiSpan when

@@ -71,4 +71,23 @@ core::Result<std::string> Gunzip(std::string_view compressed, size_t max_out) {
   return out;
 }
 
+std::string Gzip(std::string_view data) {
+  z_stream z{};
+  // 16 + MAX_WBITS: a gzip header and trailer, as Content-Encoding: gzip wants.
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    return {};  // only on out-of-memory; an empty body is then refused by the receiver
+  }
+  std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  // deflateBound leaves room for the whole stream, so one Z_FINISH completes it.
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
 }  // namespace llmscope::otlp

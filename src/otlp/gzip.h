@@ -14,4 +14,8 @@ namespace llmscope::otlp {
 // input is not gzip, is corrupt, or ends early. Pure; safe from any thread.
 core::Result<std::string> Gunzip(std::string_view compressed, size_t max_out);
 
+// Compresses `data` as one gzip member (Content-Encoding: gzip) at zlib's default level.
+// Pure; safe from any thread.
+std::string Gzip(std::string_view data);
+
 }  // namespace llmscope::otlp

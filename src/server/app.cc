@@ -31,6 +31,9 @@
 #include "metrics/registry.h"
 #include "notify/config.h"
 #include "notify/notifier.h"
+#include "otlp/call_span.h"
+#include "otlp/exporter.h"
+#include "otlp/sampler.h"
 #include "pipeline/call_log.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/store_writer.h"
@@ -383,6 +386,25 @@ int Serve(const Flags& flags) {
     log.Info("storage", {{"backend", std::string((*store)->name())},
                          {"spill", wo.spill_dir.empty() ? "off" : wo.spill_dir}});
   }
+  // Sending on (otlp.export): gateway calls become spans; they and the spans the OTLP
+  // receiver stores pass the tail sampler; kept traces go to the exporter.
+  std::unique_ptr<otlp::Exporter> exporter;
+  std::unique_ptr<otlp::TailSampler> sampler;
+  std::unique_ptr<otlp::CallSpanSink> call_spans;
+  if (!c.otlp.exporter.endpoint.empty()) {
+    exporter = std::make_unique<otlp::Exporter>(c.otlp.exporter, &registry, log);
+    if (auto st = exporter->Start(); !st.ok()) return Fail("otlp.export: " + st.message());
+    sampler = std::make_unique<otlp::TailSampler>(
+        c.otlp.sampling,
+        [e = exporter.get()](std::vector<core::Span>&& spans) { e->Enqueue(std::move(spans)); },
+        clock, &registry);
+    sampler->Start();
+    call_spans = std::make_unique<otlp::CallSpanSink>(
+        [s = sampler.get()](std::vector<core::Span>&& spans) { s->Add(std::move(spans)); });
+    pipe.AddSink(call_spans.get());
+    log.Info("otlp export", {{"endpoint", c.otlp.exporter.endpoint},
+                             {"ratio", std::to_string(c.otlp.sampling.ratio)}});
+  }
   api::QueryApiOptions qo;
   qo.threads = c.storage.query_threads;
   qo.limits.default_timeout = c.storage.query_timeout;
@@ -583,6 +605,9 @@ int Serve(const Flags& flags) {
     oo.limits.max_attributes = c.otlp.max_attributes;
     oo.redact = redact_text;
     oo.wait_for_gateway = [&gateway] { (void)gateway.WaitForHandovers(std::chrono::seconds(1)); };
+    if (sampler) {
+      oo.on_spans = [s = sampler.get()](const std::vector<core::Span>& spans) { s->Add(spans); };
+    }
     otlp_receiver = std::make_unique<OtlpReceiver>(oo, pipe, writer.get(), &gateway_calls, registry,
                                                    clock, log);
   }
@@ -652,7 +677,7 @@ int Serve(const Flags& flags) {
         // that read its response and then flushed finds its call; then the pipeline.
         const auto timeout = std::chrono::seconds(10);
         flushed = gateway.WaitForHandovers(timeout) && pipe.Flush(timeout) &&
-                  (!writer || writer->Flush(timeout));
+                  (!writer || writer->Flush(timeout)) && (!exporter || exporter->Flush(timeout));
       });
       co_await w.Send(flushed ? 200 : 503, h,
                       flushed ? "{\"status\":\"success\",\"data\":{\"flushed\":true}}"
@@ -742,6 +767,8 @@ int Serve(const Flags& flags) {
   server.Stop();
   for (auto& s : sims) s->Stop();
   pipe.Stop();  // drains: every accepted call reaches metrics, the call log and the writer
+  if (sampler) sampler->Stop();    // decides what is pending; kept traces go to the exporter
+  if (exporter) exporter->Stop();  // sends what is queued, within its shutdown timeout
   retention.reset();
   if (writer) writer->Stop();  // to the store within its timeout, the rest to the spill
   if (rule_runner) {

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <set>
 
+#include "http/client.h"
 #include "promql/parser.h"
 #include "redact/redactor.h"
 
@@ -115,6 +116,56 @@ void GetDuration(const YAML::Node& map, const char* key, std::string_view where,
     return;
   }
   out = std::chrono::milliseconds(*ms);
+}
+
+// otlp.export: where and how kept traces are sent on.
+void ParseOtlpExport(const YAML::Node& e, OtlpConfig& c, Problems& p) {
+  constexpr std::string_view where = "otlp.export";
+  if (!e.IsMap()) {
+    p.Add(e, where, "must be a map");
+    return;
+  }
+  CheckKeys(e, where, {"endpoint", "headers", "gzip", "max_queue_spans", "sampling"}, p);
+  otlp::ExporterOptions& x = c.exporter;
+  Get(e, "endpoint", where, x.endpoint, p);
+  if (!x.endpoint.empty()) {
+    if (auto o = http::Origin::Parse(x.endpoint); !o.ok()) {
+      p.Add(e["endpoint"], "otlp.export.endpoint", o.status().message());
+    }
+  }
+  if (auto h = e["headers"]; h.IsDefined() && !h.IsNull()) {
+    if (!h.IsMap()) {
+      p.Add(h, "otlp.export.headers", "must be a map of header names to values");
+    } else {
+      for (const auto& kv : h) {
+        x.headers.emplace_back(kv.first.as<std::string>(""), kv.second.as<std::string>(""));
+      }
+    }
+  }
+  Get(e, "gzip", where, x.gzip, p);
+  GetPositive(e, "max_queue_spans", where, x.max_queue_spans, p);
+  const YAML::Node s = e["sampling"];
+  if (!s.IsDefined() || s.IsNull()) return;
+  constexpr std::string_view sw = "otlp.export.sampling";
+  if (!s.IsMap()) {
+    p.Add(s, sw, "must be a map");
+    return;
+  }
+  CheckKeys(s, sw,
+            {"ratio", "keep_errors", "slow_ms", "expensive_usd", "decision_wait", "max_traces"}, p);
+  otlp::SamplerOptions& o = c.sampling;
+  Get(s, "ratio", sw, o.ratio, p);
+  if (!(o.ratio >= 0 && o.ratio <= 1)) {
+    p.Add(s["ratio"], "otlp.export.sampling.ratio", "must be between 0 and 1");
+  }
+  Get(s, "keep_errors", sw, o.keep_errors, p);
+  GetMillis(s, "slow_ms", sw, o.slow, p);
+  GetPositive(s, "expensive_usd", sw, o.expensive_usd, p, true);
+  std::chrono::milliseconds wait =
+      std::chrono::duration_cast<std::chrono::milliseconds>(o.decision_wait);
+  GetDuration(s, "decision_wait", sw, wait, std::chrono::milliseconds(10), p);
+  o.decision_wait = wait;
+  GetPositive(s, "max_traces", sw, o.max_traces, p);
 }
 
 void ParseTsdb(const YAML::Node& s, TsdbConfig& c, Problems& p) {
@@ -423,10 +474,11 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
     if (!s.IsMap()) {
       p.Add(s, "otlp", "must be a map");
     } else {
-      CheckKeys(s, "otlp",
-                {"enabled", "listen", "capture_content", "threads", "max_queued",
-                 "max_queued_bytes", "max_body_bytes", "max_spans_per_request", "max_attributes"},
-                p);
+      CheckKeys(
+          s, "otlp",
+          {"enabled", "listen", "capture_content", "threads", "max_queued", "max_queued_bytes",
+           "max_body_bytes", "max_spans_per_request", "max_attributes", "export"},
+          p);
       Get(s, "enabled", "otlp", c.otlp.enabled, p);
       std::string otlp_listen;
       Get(s, "listen", "otlp", otlp_listen, p);
@@ -446,6 +498,7 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
       GetPositive(s, "max_body_bytes", "otlp", c.otlp.max_body_bytes, p);
       GetPositive(s, "max_spans_per_request", "otlp", c.otlp.max_spans_per_request, p);
       GetPositive(s, "max_attributes", "otlp", c.otlp.max_attributes, p);
+      if (auto e = s["export"]; e.IsDefined()) ParseOtlpExport(e, c.otlp, p);
     }
   }
   if (auto s = root["redaction"]; s.IsDefined()) {

@@ -12,6 +12,8 @@
 #include "gateway/gateway.h"
 #include "gateway/router.h"
 #include "http/server.h"
+#include "otlp/exporter.h"
+#include "otlp/sampler.h"
 #include "pipeline/pipeline.h"
 #include "simulator/sim.h"
 #include "stats/llm_metrics.h"
@@ -84,6 +86,10 @@ struct OtlpConfig {
   size_t max_body_bytes = 16u << 20;    // decompressed
   size_t max_spans_per_request = 10'000;
   size_t max_attributes = 128;
+  // Sending on (otlp.export): kept traces of received spans and gateway calls go to another
+  // OTLP/HTTP receiver. Off while exporter.endpoint is empty.
+  otlp::ExporterOptions exporter;
+  otlp::SamplerOptions sampling;
 };
 
 // Redaction of captured prompts and completions (gateway and OTLP) before they are logged

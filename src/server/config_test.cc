@@ -186,6 +186,60 @@ TEST(ConfigTest, TsdbSectionParsesDurationsAndNamesEachProblem) {
   EXPECT_NE(m.find("tsdb.retention: unknown key"), std::string::npos) << m;
 }
 
+TEST(ConfigTest, OtlpExportSectionParsesAndNamesEachProblem) {
+  auto d = ParseConfig(kMinimalRoutes, "t", Env);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_TRUE(d->otlp.exporter.endpoint.empty()) << "off by default";
+  EXPECT_EQ(d->otlp.sampling.ratio, 1.0);
+  EXPECT_EQ(d->otlp.sampling.decision_wait, std::chrono::seconds(5));
+
+  std::string yaml = kMinimalRoutes;
+  yaml +=
+      "otlp:\n"
+      "  export:\n"
+      "    endpoint: http://collector:4318\n"
+      "    headers: {Authorization: Bearer abc, X-Tenant: t1}\n"
+      "    gzip: false\n"
+      "    max_queue_spans: 1000\n"
+      "    sampling: {ratio: 0.25, keep_errors: false, slow_ms: 2500, expensive_usd: 1.5,\n"
+      "               decision_wait: 30s, max_traces: 10}\n";
+  auto c = ParseConfig(yaml, "t", Env);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const auto& x = c->otlp.exporter;
+  EXPECT_EQ(x.endpoint, "http://collector:4318");
+  ASSERT_EQ(x.headers.size(), 2u);
+  EXPECT_EQ(x.headers[0], (std::pair<std::string, std::string>{"Authorization", "Bearer abc"}));
+  EXPECT_FALSE(x.gzip);
+  EXPECT_EQ(x.max_queue_spans, 1000u);
+  const auto& s = c->otlp.sampling;
+  EXPECT_EQ(s.ratio, 0.25);
+  EXPECT_FALSE(s.keep_errors);
+  EXPECT_EQ(s.slow, std::chrono::milliseconds(2500));
+  EXPECT_EQ(s.expensive_usd, 1.5);
+  EXPECT_EQ(s.decision_wait, std::chrono::seconds(30));
+  EXPECT_EQ(s.max_traces, 10u);
+
+  std::string bad = kMinimalRoutes;
+  bad +=
+      "otlp:\n"
+      "  export:\n"
+      "    endpoint: ftp://x\n"
+      "    headers: [a]\n"
+      "    max_queue_spans: 0\n"
+      "    sampling: {ratio: 1.5, decision_wait: soon, max_traces: 0, rate: 1}\n";
+  auto b = ParseConfig(bad, "t", Env);
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.status().message();
+  for (const char* want : {"otlp.export.endpoint:", "otlp.export.headers: must be a map",
+                           "otlp.export.max_queue_spans: must be positive",
+                           "otlp.export.sampling.ratio: must be between 0 and 1",
+                           "otlp.export.sampling.decision_wait: must be a duration",
+                           "otlp.export.sampling.max_traces: must be positive",
+                           "otlp.export.sampling.rate: unknown key"}) {
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\n" << m;
+  }
+}
+
 }  // namespace
 TEST(ConfigTest, RulesAndAlertingSectionsParseAndNameEachProblem) {
   auto d = ParseConfig(kMinimalRoutes, "t", Env);

@@ -16,13 +16,6 @@ constexpr int kResourceExhausted = 8;
 constexpr int kUnimplemented = 12;
 constexpr int kUnavailable = 14;
 
-bool FromOtlp(const core::LlmCall& call) {
-  for (const auto& [k, v] : call.tags) {
-    if (k == "source" && v == "otlp") return true;
-  }
-  return false;
-}
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -38,7 +31,7 @@ size_t GatewayCallIndex::TraceHash::operator()(const core::TraceId& id) const {
 }
 
 bool GatewayCallIndex::Submit(core::LlmCall&& c) {
-  if (core::IsValid(c.parent_span_id) && core::IsValid(c.trace_id) && !FromOtlp(c)) {
+  if (core::IsValid(c.parent_span_id) && core::IsValid(c.trace_id) && !otlp::IsMappedFromSpan(c)) {
     const int64_t end = c.start_unix_nanos + std::max<int64_t>(c.end_nanos, 0);
     std::lock_guard lock(mu_);
     by_trace_[c.trace_id].push_back({c.start_unix_nanos, end, c.requested_model});
@@ -167,6 +160,7 @@ OtlpReceiver::TraceOutcome OtlpReceiver::Accept(std::vector<core::Span>&& spans)
     }
   }
   out.spans_stored = static_cast<int64_t>(spans.size());
+  if (options_.on_spans && !spans.empty()) options_.on_spans(spans);
   if (spans_ != nullptr && !spans.empty()) spans_->SubmitSpans(std::move(spans));
   return out;
 }

@@ -90,6 +90,9 @@ struct OtlpReceiverOptions {
   // With capture on, rewrites content values in place (redaction) and returns how many it
   // replaced; applied to every content attribute of stored spans. Empty: kept as received.
   std::function<int(std::string&)> redact;
+  // Also given every request's spans as they are stored (content stripped unless capture
+  // is on), on the decode thread: the export sampler. Must not block. Empty: none.
+  std::function<void(const std::vector<core::Span>&)> on_spans;
 };
 
 // The OTLP/HTTP receiver: POST /v1/traces, /v1/metrics, /v1/logs in protobuf

@@ -64,34 +64,6 @@ std::span<const double> TimePerOutputTokenBuckets() { return kTimePerOutputToken
 std::span<const double> GenAiDurationBuckets() { return kGenAiDuration; }
 std::span<const double> GenAiTokenUsageBuckets() { return kGenAiTokenUsage; }
 
-std::string_view GenAiProviderName(std::string_view kind) {
-  // Kinds that name a service the conventions list map to its well-known value (which the
-  // conventions say MUST be used); anything else keeps the kind (a custom value MAY be).
-  static constexpr std::pair<std::string_view, std::string_view> kWellKnown[] = {
-      {"openai", "openai"},
-      {"anthropic", "anthropic"},
-      {"azure_openai", "azure.ai.openai"},
-      {"azure_ai_inference", "azure.ai.inference"},
-      {"bedrock", "aws.bedrock"},
-      {"aws_bedrock", "aws.bedrock"},
-      {"gemini", "gcp.gemini"},
-      {"vertex_ai", "gcp.vertex_ai"},
-      {"cohere", "cohere"},
-      {"deepseek", "deepseek"},
-      {"groq", "groq"},
-      {"mistral", "mistral_ai"},
-      {"mistral_ai", "mistral_ai"},
-      {"perplexity", "perplexity"},
-      {"xai", "x_ai"},
-      {"x_ai", "x_ai"},
-  };
-  if (kind.empty()) return "unknown";
-  for (const auto& [from, to] : kWellKnown) {
-    if (kind == from) return to;
-  }
-  return kind;
-}
-
 core::Result<std::unique_ptr<LlmMetrics>> LlmMetrics::Create(metrics::Registry& registry,
                                                              const StatsOptions& options) {
   if (options.series_cap == 0) return core::InvalidArgument("stats: series_cap must be >= 1");
@@ -218,7 +190,7 @@ void LlmMetrics::Record(const core::LlmCall& c) {
   // Listing models is not a GenAI operation in the conventions' sense.
   if (c.endpoint == core::Endpoint::kModels) return;
   const std::string_view op = core::GenAiOperationName(c.endpoint);
-  const std::string_view gen_provider = GenAiProviderName(Bounded(c.provider_kind));
+  const std::string_view gen_provider = core::GenAiProviderName(Bounded(c.provider_kind));
   const std::string_view response_model = Bounded(c.response_model);
   // error.type is set only when the call failed; an empty label value is how Prometheus
   // represents an absent attribute (it drops empty labels on ingestion).

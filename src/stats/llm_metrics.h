@@ -32,12 +32,6 @@ std::span<const double> TimePerOutputTokenBuckets();  // 0.001 ... 2.5
 std::span<const double> GenAiDurationBuckets();    // operation duration, TTFC, TPOC
 std::span<const double> GenAiTokenUsageBuckets();  // token usage: 1, 4, 16, ... 67108864
 
-// The gen_ai.provider.name value for an llmscope provider kind: the conventions'
-// well-known value where one applies ("openai", "anthropic", "azure.ai.openai",
-// "aws.bedrock", "gcp.gemini", ...), the kind itself otherwise ("openai_compatible",
-// "simulator"), "unknown" when empty. Thread-safety: pure.
-std::string_view GenAiProviderName(std::string_view provider_kind);
-
 // Thread-safety: Consume is called from the pipeline's worker thread only (see
 // core::BatchSink); it only updates lock-free metrics after WithLabels lookups, so the
 // registry may be scraped concurrently.

@@ -382,16 +382,6 @@ TEST(LlmMetricsLabelTest, LongModelNamesAreCutAtAUtf8Boundary) {
   EXPECT_EQ(s.count("llm_cost_usd{model=" + std::string(255, 'a') + ",provider=openai-main}"), 1u);
 }
 
-TEST(GenAiProviderNameTest, WellKnownValuesElseTheKind) {
-  EXPECT_EQ(GenAiProviderName("openai"), "openai");
-  EXPECT_EQ(GenAiProviderName("anthropic"), "anthropic");
-  EXPECT_EQ(GenAiProviderName("azure_openai"), "azure.ai.openai");
-  EXPECT_EQ(GenAiProviderName("bedrock"), "aws.bedrock");
-  EXPECT_EQ(GenAiProviderName("openai_compatible"), "openai_compatible");
-  EXPECT_EQ(GenAiProviderName("simulator"), "simulator");
-  EXPECT_EQ(GenAiProviderName(""), "unknown");
-}
-
 TEST(LlmMetricsModelsEndpointTest, ListingModelsIsNotAGenAiOperation) {
   metrics::Registry registry;
   auto m = LlmMetrics::Create(registry, {});
