@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
-#include <future>
 #include <mutex>
 #include <vector>
 
@@ -44,38 +43,54 @@ struct CallResult {
   std::string response;
 };
 
-// One unary call over loopback with gRPC's generic stub; waits for the call's completion.
+// Unary calls over loopback with gRPC's generic stub and a completion queue of its own:
+// Next() waits for the next call to complete (no callbacks on gRPC's threads, so every
+// ClientContext outlives its call).
 class Client {
  public:
   explicit Client(uint16_t port)
       : stub_(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                   grpc::InsecureChannelCredentials())) {}
+  ~Client() {
+    cq_.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
 
-  // Starts a call; `done` runs on a gRPC thread when it completes.
-  void Start(const std::string& method, const std::string& request, bool gzip,
-             std::function<void(CallResult)> done) {
-    auto call = std::make_shared<Pending>();
+  void Start(const std::string& method, const std::string& request, bool gzip = false) {
+    auto call = std::make_unique<Pending>();
     call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     if (gzip) call->ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
     grpc::Slice slice(request);
     call->request = grpc::ByteBuffer(&slice, 1);
-    stub_.UnaryCall(&call->ctx, method, grpc::StubOptions(), &call->request, &call->response,
-                    [call, done = std::move(done)](grpc::Status st) {
-                      CallResult r{st, {}};
-                      std::vector<grpc::Slice> slices;
-                      if (st.ok() && call->response.Dump(&slices).ok()) {
-                        for (const auto& s : slices) {
-                          r.response.append(reinterpret_cast<const char*>(s.begin()), s.size());
-                        }
-                      }
-                      done(std::move(r));
-                    });
+    call->reader = stub_.PrepareUnaryCall(&call->ctx, method, call->request, &cq_);
+    call->reader->StartCall();
+    call->reader->Finish(&call->response, &call->status, call.get());
+    calls_.push_back(std::move(call));
+  }
+
+  // The result of the next call to complete.
+  CallResult Next() {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq_.Next(&tag, &ok))
+      return {grpc::Status(grpc::StatusCode::INTERNAL, "queue shut down"), {}};
+    auto* call = static_cast<Pending*>(tag);
+    CallResult r{call->status, {}};
+    std::vector<grpc::Slice> slices;
+    if (r.status.ok() && call->response.Dump(&slices).ok()) {
+      for (const auto& s : slices) {
+        r.response.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    return r;
   }
 
   CallResult Call(const std::string& method, const std::string& request, bool gzip = false) {
-    std::promise<CallResult> result;
-    Start(method, request, gzip, [&result](CallResult r) { result.set_value(std::move(r)); });
-    return result.get_future().get();
+    Start(method, request, gzip);
+    return Next();
   }
 
  private:
@@ -83,8 +98,12 @@ class Client {
     grpc::ClientContext ctx;
     grpc::ByteBuffer request;
     grpc::ByteBuffer response;
+    grpc::Status status;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   };
   grpc::GenericStub stub_;
+  grpc::CompletionQueue cq_;
+  std::vector<std::unique_ptr<Pending>> calls_;
 };
 
 // Records what reached the handler and answers with a fixed reply.
@@ -209,33 +228,27 @@ TEST(GrpcServerTest, SaturatedServerAnswersUnavailable) {
   auto server = StartServer(handler, options);
   ASSERT_NE(server, nullptr);
   Client client(server->port());
-
-  std::vector<CallResult> done;
-  auto on_done = [&](CallResult r) {
-    std::lock_guard lock(mu);
-    done.push_back(std::move(r));
-    cv.notify_all();
-  };
-  client.Start(kTraceExport, "", false, on_done);
+  client.Start(kTraceExport, "");
   {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return entered; });  // the only handler thread is now busy
   }
-  client.Start(kTraceExport, "", false, on_done);
-  client.Start(kTraceExport, "", false, on_done);
+  client.Start(kTraceExport, "");
+  client.Start(kTraceExport, "");
+  // One of the two is queued and cannot complete before the release; the other finds the
+  // queue full, so the first completion must be that refusal.
+  CallResult first = client.Next();
+  EXPECT_EQ(first.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << first.status.error_message();
   {
-    // One of the two is queued and cannot finish before the release; the other finds the
-    // queue full, so the first completion must be that refusal.
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return !done.empty(); });
-    EXPECT_EQ(done[0].status.error_code(), grpc::StatusCode::UNAVAILABLE)
-        << done[0].status.error_message();
+    std::lock_guard lock(mu);
     release = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return done.size() == 3; });
   }
-  EXPECT_TRUE(done[1].status.ok()) << done[1].status.error_message();
-  EXPECT_TRUE(done[2].status.ok()) << done[2].status.error_message();
+  cv.notify_all();
+  for (int i = 0; i < 2; ++i) {
+    CallResult r = client.Next();
+    EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+  }
 }
 
 TEST(GrpcServerTest, AnAddressInUseIsAnError) {
