@@ -9,7 +9,7 @@ WANT_TEST=1
 
 BUILD_PKGS=(build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-dev libboost-json1.81-dev libssl-dev libyaml-cpp-dev libsqlite3-dev
-  libprotobuf-dev protobuf-compiler zlib1g-dev)
+  libprotobuf-dev protobuf-compiler zlib1g-dev libgrpc++-dev)
 TEST_PKGS=(libgtest-dev libgmock-dev libbenchmark-dev python3 clang-format clang libclang-rt-14-dev
   prometheus wrk
   nginx-light openssl clickhouse-server clickhouse-client prometheus-alertmanager)

@@ -33,6 +33,7 @@
 #include "notify/notifier.h"
 #include "otlp/call_span.h"
 #include "otlp/exporter.h"
+#include "otlp/grpc_server.h"
 #include "otlp/sampler.h"
 #include "pipeline/call_log.h"
 #include "pipeline/pipeline.h"
@@ -741,6 +742,31 @@ int Serve(const Flags& flags) {
     log.Info("otlp listening",
              {{"addr", c.otlp.listen_host + ":" + std::to_string(otlp_server->port())}});
   }
+  // OTLP/gRPC (the standard port 4317): its own handler threads run the receiver's decode
+  // and accept; a call that finds them saturated is answered UNAVAILABLE and counted.
+  std::unique_ptr<otlp::GrpcServer> otlp_grpc;
+  if (otlp_receiver && !c.otlp.grpc_listen_host.empty()) {
+    otlp::GrpcServerOptions go;
+    go.host = c.otlp.grpc_listen_host;
+    go.port = c.otlp.grpc_listen_port;
+    go.max_receive_bytes = c.otlp.max_body_bytes;
+    go.threads = c.otlp.threads;
+    go.max_queued = c.otlp.max_queued;
+    OtlpReceiver* receiver = otlp_receiver.get();
+    go.on_refused = [receiver](otlp::Signal signal, int code) {
+      receiver->CountGrpcRequest(signal, code);
+    };
+    auto started =
+        otlp::GrpcServer::Start(go, [receiver](otlp::Signal signal, std::string_view bytes) {
+          return receiver->ProcessGrpc(signal, bytes);
+        });
+    if (!started.ok()) return Fail("otlp.grpc_listen: " + started.status().message());
+    otlp_grpc = std::move(started).value();
+    const bool v6 = c.otlp.grpc_listen_host.find(':') != std::string::npos;
+    log.Info("otlp grpc listening",
+             {{"addr", (v6 ? "[" + c.otlp.grpc_listen_host + "]" : c.otlp.grpc_listen_host) + ":" +
+                           std::to_string(otlp_grpc->port())}});
+  }
 
   server.OnWorkerStop([&](int worker) {
     gateway.ShutdownWorker(worker);
@@ -763,6 +789,7 @@ int Serve(const Flags& flags) {
     sig = WaitForStopSignal(stop_signals);
   }
   log.Info("stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  if (otlp_grpc) otlp_grpc->Stop();  // its handler threads use the receiver
   if (otlp_server) otlp_server->Stop();
   server.Stop();
   for (auto& s : sims) s->Stop();

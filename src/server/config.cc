@@ -474,17 +474,25 @@ core::Result<Config> ParseConfig(std::string_view yaml, std::string_view source,
     if (!s.IsMap()) {
       p.Add(s, "otlp", "must be a map");
     } else {
-      CheckKeys(
-          s, "otlp",
-          {"enabled", "listen", "capture_content", "threads", "max_queued", "max_queued_bytes",
-           "max_body_bytes", "max_spans_per_request", "max_attributes", "export"},
-          p);
+      CheckKeys(s, "otlp",
+                {"enabled", "listen", "grpc_listen", "capture_content", "threads", "max_queued",
+                 "max_queued_bytes", "max_body_bytes", "max_spans_per_request", "max_attributes",
+                 "export"},
+                p);
       Get(s, "enabled", "otlp", c.otlp.enabled, p);
       std::string otlp_listen;
       Get(s, "listen", "otlp", otlp_listen, p);
       if (!otlp_listen.empty()) {
         if (auto st = ParseListen(otlp_listen, c.otlp.listen_host, c.otlp.listen_port); !st.ok()) {
           p.Add(s["listen"], "otlp.listen", st.message());
+        }
+      }
+      std::string grpc_listen;
+      Get(s, "grpc_listen", "otlp", grpc_listen, p);
+      if (!grpc_listen.empty()) {
+        if (auto st = ParseListen(grpc_listen, c.otlp.grpc_listen_host, c.otlp.grpc_listen_port);
+            !st.ok()) {
+          p.Add(s["grpc_listen"], "otlp.grpc_listen", st.message());
         }
       }
       if (s["capture_content"].IsDefined()) {

@@ -79,6 +79,8 @@ struct OtlpConfig {
   bool enabled = true;
   std::string listen_host;  // empty: no extra listener
   uint16_t listen_port = 0;
+  std::string grpc_listen_host;  // empty: no OTLP/gRPC listener
+  uint16_t grpc_listen_port = 0;
   std::optional<bool> capture_content;  // unset: gateway.capture_content
   int threads = 1;                      // decode threads
   size_t max_queued = 64;               // requests waiting for them; more get 503

@@ -334,3 +334,28 @@ TEST(ConfigTest, RedactionSectionParsesAndNamesBadPatterns) {
 }
 
 }  // namespace llmscope::server
+
+namespace llmscope::server {
+namespace {
+
+TEST(ConfigTest, OtlpGrpcListenIsOffByDefaultAndParsed) {
+  constexpr char kRoutes[] =
+      "upstreams: [{name: sim, kind: simulator}]\n"
+      "routes: [{prefix: sim/, upstream: sim}]\n";
+  auto off = ParseConfig(kRoutes, "t", Env);
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_TRUE(off->otlp.grpc_listen_host.empty());
+
+  auto on = ParseConfig(std::string(kRoutes) + "otlp: {grpc_listen: '127.0.0.1:0'}\n", "t", Env);
+  ASSERT_TRUE(on.ok()) << on.status().message();
+  EXPECT_EQ(on->otlp.grpc_listen_host, "127.0.0.1");
+  EXPECT_EQ(on->otlp.grpc_listen_port, 0);
+
+  auto bad = ParseConfig(std::string(kRoutes) + "otlp: {grpc_listen: 'nowhere'}\n", "b.yaml", Env);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("otlp.grpc_listen"), std::string::npos)
+      << bad.status().message();
+}
+
+}  // namespace
+}  // namespace llmscope::server

@@ -16,6 +16,18 @@ constexpr int kResourceExhausted = 8;
 constexpr int kUnimplemented = 12;
 constexpr int kUnavailable = 14;
 
+std::string_view SignalName(otlp::Signal signal) {
+  switch (signal) {
+    case otlp::Signal::kTraces:
+      return "traces";
+    case otlp::Signal::kMetrics:
+      return "metrics";
+    case otlp::Signal::kLogs:
+      break;
+  }
+  return "logs";
+}
+
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -83,9 +95,10 @@ OtlpReceiver::OtlpReceiver(OtlpReceiverOptions options, core::RecordSink& calls,
     auto f = registry.AddCounter(name, help, std::move(labels));
     return f.ok() ? *f : nullptr;  // registered once per process; a second receiver shares none
   };
-  requests_ =
-      family("llmscope_otlp_requests",
-             "OTLP/HTTP export requests, by signal and response status code.", {"signal", "code"});
+  requests_ = family("llmscope_otlp_requests",
+                     "OTLP export requests, by transport (http, grpc), signal and response "
+                     "code (HTTP status, or gRPC status code name).",
+                     {"transport", "signal", "code"});
   items_ = family("llmscope_otlp_items",
                   "Spans, data points and log records received over OTLP, accepted or "
                   "rejected (partial success).",
@@ -180,34 +193,74 @@ OtlpReceiver::Response OtlpReceiver::Process(std::string_view path, std::string_
     inflated = std::move(*r);
     body = inflated;
   }
-  otlp::DecodeLimits limits = options_.limits;
-  limits.now_unix_nanos = clock_.UnixNanos();
-  auto error = [encoding](const core::Status& st) -> Response {
-    const bool too_big = st.code() == core::StatusCode::kResourceExhausted;
+  const otlp::Signal signal = path == "/v1/traces"    ? otlp::Signal::kTraces
+                              : path == "/v1/metrics" ? otlp::Signal::kMetrics
+                                                      : otlp::Signal::kLogs;
+  auto response = Export(signal, body, encoding);
+  if (!response.ok()) {
+    const bool too_big = response.status().code() == core::StatusCode::kResourceExhausted;
     return {too_big ? 413 : 400,
             otlp::EncodeErrorStatus(encoding, too_big ? kResourceExhausted : kInvalidArgument,
-                                    st.message())};
-  };
-  if (path == "/v1/traces") {
-    auto batch = otlp::DecodeTraces(body, encoding, limits);
-    if (!batch.ok()) return error(batch.status());
-    CountStats("traces", batch->stats);
-    Accept(std::move(batch->spans));
-    return {200, otlp::EncodeExportResponse(otlp::Signal::kTraces, encoding, batch->rejected_spans,
-                                            batch->error_message)};
+                                    response.status().message())};
   }
-  if (path == "/v1/metrics") {
-    auto batch = otlp::DecodeMetrics(body, encoding, limits);
-    if (!batch.ok()) return error(batch.status());
-    CountStats("metrics", batch->stats);
-    return {200, otlp::EncodeExportResponse(otlp::Signal::kMetrics, encoding,
-                                            batch->rejected_data_points, batch->error_message)};
+  return {200, std::move(*response)};
+}
+
+core::Result<std::string> OtlpReceiver::Export(otlp::Signal signal, std::string_view body,
+                                               otlp::Encoding encoding) {
+  otlp::DecodeLimits limits = options_.limits;
+  limits.now_unix_nanos = clock_.UnixNanos();
+  const std::string_view name = SignalName(signal);
+  switch (signal) {
+    case otlp::Signal::kTraces: {
+      auto batch = otlp::DecodeTraces(body, encoding, limits);
+      if (!batch.ok()) return batch.status();
+      CountStats(name, batch->stats);
+      Accept(std::move(batch->spans));
+      return otlp::EncodeExportResponse(signal, encoding, batch->rejected_spans,
+                                        batch->error_message);
+    }
+    case otlp::Signal::kMetrics: {
+      auto batch = otlp::DecodeMetrics(body, encoding, limits);
+      if (!batch.ok()) return batch.status();
+      CountStats(name, batch->stats);
+      return otlp::EncodeExportResponse(signal, encoding, batch->rejected_data_points,
+                                        batch->error_message);
+    }
+    case otlp::Signal::kLogs:
+      break;
   }
   auto batch = otlp::DecodeLogs(body, encoding, limits);
-  if (!batch.ok()) return error(batch.status());
-  CountStats("logs", batch->stats);
-  return {200, otlp::EncodeExportResponse(otlp::Signal::kLogs, encoding,
-                                          batch->rejected_log_records, batch->error_message)};
+  if (!batch.ok()) return batch.status();
+  CountStats(name, batch->stats);
+  return otlp::EncodeExportResponse(signal, encoding, batch->rejected_log_records,
+                                    batch->error_message);
+}
+
+otlp::GrpcReply OtlpReceiver::ProcessGrpc(otlp::Signal signal, std::string_view bytes) {
+  otlp::GrpcReply reply;
+  auto response = Export(signal, bytes, otlp::Encoding::kProtobuf);
+  if (response.ok()) {
+    reply.response_bytes = std::move(*response);
+  } else {
+    // RESOURCE_EXHAUSTED without RetryInfo: OTLP exporters do not retry a request that will
+    // never fit; INVALID_ARGUMENT is never retried.
+    reply.grpc_code = response.status().code() == core::StatusCode::kResourceExhausted
+                          ? otlp::kGrpcResourceExhausted
+                          : otlp::kGrpcInvalidArgument;
+    reply.message = response.status().message();
+    log_.Warn("otlp: grpc request rejected",
+              {{"signal", std::string(SignalName(signal))},
+               {"code", std::string(otlp::GrpcCodeName(reply.grpc_code))}});
+  }
+  CountGrpcRequest(signal, reply.grpc_code);
+  return reply;
+}
+
+void OtlpReceiver::CountGrpcRequest(otlp::Signal signal, int grpc_code) {
+  if (requests_ != nullptr) {
+    requests_->WithLabels({"grpc", SignalName(signal), otlp::GrpcCodeName(grpc_code)}).Inc();
+  }
 }
 
 const char* OtlpReceiver::Busy(size_t body_bytes) {
@@ -267,7 +320,9 @@ http::Task<void> OtlpReceiver::Handle(http::Request& req, http::ResponseWriter& 
            true};
     }
   }
-  if (requests_ != nullptr) requests_->WithLabels({signal, std::to_string(r.status)}).Inc();
+  if (requests_ != nullptr) {
+    requests_->WithLabels({"http", signal, std::to_string(r.status)}).Inc();
+  }
   if (r.status >= 400 && r.status != 503) {
     log_.Warn("otlp: request rejected", {{"path", path}, {"status", std::to_string(r.status)}});
   }

@@ -20,6 +20,7 @@
 #include "metrics/registry.h"
 #include "otlp/decode.h"
 #include "otlp/genai.h"
+#include "otlp/grpc_server.h"
 #include "pipeline/store_writer.h"
 
 namespace llmscope::server {
@@ -95,8 +96,9 @@ struct OtlpReceiverOptions {
   std::function<void(const std::vector<core::Span>&)> on_spans;
 };
 
-// The OTLP/HTTP receiver: POST /v1/traces, /v1/metrics, /v1/logs in protobuf
-// (application/x-protobuf) or OTLP/JSON (application/json), gzip or identity.
+// The OTLP receiver: OTLP/HTTP (POST /v1/traces, /v1/metrics, /v1/logs in protobuf
+// (application/x-protobuf) or OTLP/JSON (application/json), gzip or identity) and, through
+// ProcessGrpc, OTLP/gRPC; both transports decode and accept alike.
 //
 // Traces: every span is stored (content attributes stripped unless capture is on); every
 // span that is an LLM call (otlp::MapGenAiSpan) and is neither a span of llmscope's own
@@ -126,6 +128,18 @@ class OtlpReceiver {
   http::Task<void> Handle(http::Request& req, http::ResponseWriter& w);
   void Shutdown() { pool_.Close(); }
 
+  // OTLP/gRPC (otlp::GrpcServer's handler): decodes and accepts one serialized
+  // Export*ServiceRequest of `signal` (gRPC has already undone gzip) exactly as Handle does
+  // an OTLP/HTTP protobuf body, and answers as the OTLP/gRPC spec says: OK with the
+  // Export*ServiceResponse (partial success when items were rejected), INVALID_ARGUMENT for
+  // bytes that cannot be decoded, RESOURCE_EXHAUSTED over a limit (not retryable). Counted
+  // in llmscope_otlp_requests_total{transport="grpc"}. Blocks (decoding, waiting for the
+  // gateway's hand-overs): run it on a thread of its own, never an event loop.
+  otlp::GrpcReply ProcessGrpc(otlp::Signal signal, std::string_view bytes);
+  // Counts a gRPC export call answered without reaching ProcessGrpc (UNAVAILABLE when the
+  // gRPC server's handler threads are saturated).
+  void CountGrpcRequest(otlp::Signal signal, int grpc_code);
+
   // GET /api/v1/conformance: per service, the GenAI dialects and versions its spans follow,
   // deprecated and misused attributes, missing required ones.
   std::string ConformanceJson() const;
@@ -148,6 +162,10 @@ class OtlpReceiver {
   };
   Response Process(std::string_view path, std::string_view body, otlp::Encoding encoding,
                    bool gzip);
+  // What both transports share: decodes `body`, counts, accepts; the Export*ServiceResponse
+  // body, or the decoder's error (INVALID_ARGUMENT or RESOURCE_EXHAUSTED).
+  core::Result<std::string> Export(otlp::Signal signal, std::string_view body,
+                                   otlp::Encoding encoding);
   void CountStats(std::string_view signal, const otlp::DecodeStats& stats);
   // Why a request of `body_bytes` cannot be taken now, or null; when null, the bytes are
   // counted in queued_bytes_ (the caller subtracts them when done).
@@ -163,7 +181,7 @@ class OtlpReceiver {
   http::WorkPool pool_;
   std::atomic<int64_t> queued_bytes_{0};
 
-  metrics::CounterFamily* requests_ = nullptr;   // {signal, code}
+  metrics::CounterFamily* requests_ = nullptr;   // {transport, signal, code}
   metrics::CounterFamily* items_ = nullptr;      // {signal, outcome}
   metrics::CounterFamily* trimmed_ = nullptr;    // {what}
   metrics::CounterFamily* llm_spans_ = nullptr;  // {outcome}

@@ -143,5 +143,50 @@ TEST(OtlpReceiverTest, MapsLlmSpansSkipsGatewayDuplicatesAndStripsContent) {
             std::string::npos);
 }
 
+// OTLP/gRPC runs the same decode and accept; errors become gRPC status codes, partial
+// success stays in the response message, and each call is counted with transport="grpc".
+TEST(OtlpReceiverTest, ProcessGrpcAnswersWithGrpcCodesAndPartialSuccess) {
+  CollectingSink pipeline;
+  metrics::Registry registry;
+  testing::FakeClock clock(kT0);
+  core::NullLogger log;
+  OtlpReceiverOptions o;
+  o.limits.max_body_bytes = 64;
+  OtlpReceiver receiver(o, pipeline, nullptr, nullptr, registry, clock, log);
+
+  // An empty ExportTraceServiceRequest is valid: OK with an empty response.
+  otlp::GrpcReply empty = receiver.ProcessGrpc(otlp::Signal::kTraces, "");
+  EXPECT_EQ(empty.grpc_code, otlp::kGrpcOk);
+  EXPECT_TRUE(empty.response_bytes.empty());
+
+  // resource_spans { scope_spans { spans { name: "x" } } }: a span without ids is rejected.
+  const std::string one_bad_span("\x0a\x07\x12\x05\x12\x03\x2a\x01x", 9);
+  otlp::GrpcReply partial = receiver.ProcessGrpc(otlp::Signal::kTraces, one_bad_span);
+  EXPECT_EQ(partial.grpc_code, otlp::kGrpcOk);
+  EXPECT_NE(partial.response_bytes.find("trace_id"), std::string::npos);  // error_message
+
+  otlp::GrpcReply garbage =
+      receiver.ProcessGrpc(otlp::Signal::kLogs, std::string("\x0a\xff\xff\xff\x0f\x01", 6));
+  EXPECT_EQ(garbage.grpc_code, otlp::kGrpcInvalidArgument);
+  EXPECT_FALSE(garbage.message.empty());
+
+  otlp::GrpcReply big = receiver.ProcessGrpc(otlp::Signal::kMetrics, std::string(100, '\0'));
+  EXPECT_EQ(big.grpc_code, otlp::kGrpcResourceExhausted);
+  EXPECT_NE(big.message.find("max_body_bytes"), std::string::npos) << big.message;
+
+  receiver.CountGrpcRequest(otlp::Signal::kTraces, otlp::kGrpcUnavailable);
+  const std::string text = registry.Render(metrics::Format::kPrometheusText);
+  for (const char* line :
+       {"llmscope_otlp_requests_total{transport=\"grpc\",signal=\"traces\",code=\"OK\"} 2",
+        "llmscope_otlp_requests_total{transport=\"grpc\",signal=\"logs\",code=\"INVALID_"
+        "ARGUMENT\"} 1",
+        "llmscope_otlp_requests_total{transport=\"grpc\",signal=\"metrics\",code=\"RESOURCE_"
+        "EXHAUSTED\"} 1",
+        "llmscope_otlp_requests_total{transport=\"grpc\",signal=\"traces\",code=\"UNAVAILABLE\"} "
+        "1"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 }  // namespace
 }  // namespace llmscope::server

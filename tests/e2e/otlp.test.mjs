@@ -1,5 +1,6 @@
 // OTLP end to end with the real OpenTelemetry JS SDK as the sender (lib/otel_app.cjs): a
-// RAG app exports its spans with the official OTLP/HTTP exporters (protobuf and JSON), and
+// RAG app exports its spans with the official OTLP exporters (HTTP protobuf, HTTP JSON and
+// gRPC, the last to otlp.grpc_listen), and
 // calls the LLM through llmscope's gateway with the official `openai` SDK wrapped by
 // @opentelemetry/instrumentation-openai. Asserted:
 //   - every span is stored, and the trace is one tree: retrieval, rerank, the app's LLM span,
@@ -22,12 +23,17 @@ import { defaultConfig, startGateway, waitFor, withDiagnostics } from './lib/har
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
 
 let gw;
+let grpcURL;  // http://host:port of otlp.grpc_listen, from the log
+const EXPORTERS = ['proto', 'json', 'grpc'];
 
 // Runs the instrumented app once; resolves with what it printed ({traceId, ...}).
 function runApp(exporter, otlpUrl = gw.baseURL) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [APP], {
-      env: { ...process.env, OTLP_URL: otlpUrl, GATEWAY_URL: gw.baseURL, EXPORTER: exporter, SERVICE: 'rag-app' },
+      env: {
+        ...process.env, OTLP_URL: otlpUrl, OTLP_GRPC_URL: grpcURL, GATEWAY_URL: gw.baseURL,
+        EXPORTER: exporter, SERVICE: 'rag-app',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -87,15 +93,21 @@ describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
   before(async () => {
     gw = await startGateway((calls) => {
       const c = defaultConfig(calls);
-      return { ...c, logs: { ...c.logs, level: 'info' }, otlp: { listen: '127.0.0.1:0' } };
+      return {
+        ...c, logs: { ...c.logs, level: 'info' },
+        otlp: { listen: '127.0.0.1:0', grpc_listen: '127.0.0.1:0' },
+      };
     });
+    const m = /"msg":"otlp grpc listening","addr":"([0-9.]+:\d+)"/.exec(gw.output());
+    assert.ok(m, `the log names the OTLP/gRPC listener:\n${gw.output()}`);
+    grpcURL = `http://${m[1]}`;
   });
   after(async () => {
     if (gw) assert.equal((await gw.stop()).code, 0, gw.output());
   });
   const diagnostics = () => ({ llmscope: () => gw?.output() });
 
-  for (const exporter of ['proto', 'json']) {
+  for (const exporter of EXPORTERS) {
     test(`one trace holds the app's spans and the gateway's call (${exporter} exporter)`, async () => {
       await withDiagnostics(async () => {
         const app = await runApp(exporter);
@@ -151,13 +163,17 @@ describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
 
   test('OTLP calls count in /metrics; duplicates are counted apart', async () => {
     await withDiagnostics(async () => {
+      const runs = EXPORTERS.length;  // one app run per exporter
       const m = (await gw.metrics()).body;
-      assert.equal(metricValue(m, 'llm_requests_total', { model: 'gpt-4o-mini' }), 2);
-      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'input' }), 200);
-      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'output' }), 40);
-      assert.equal(metricValue(m, 'llm_requests_total', { model: 'sim/gpt-4o-mini' }), 2);
-      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'gateway_duplicate' }), 2);
-      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'mapped' }), 2);
+      assert.equal(metricValue(m, 'llm_requests_total', { model: 'gpt-4o-mini' }), runs);
+      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'input' }), 100 * runs);
+      assert.equal(metricValue(m, 'llm_tokens_total', { model: 'gpt-4o-mini', type: 'output' }), 20 * runs);
+      assert.equal(metricValue(m, 'llm_requests_total', { model: 'sim/gpt-4o-mini' }), runs);
+      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'gateway_duplicate' }), runs);
+      assert.equal(metricValue(m, 'llmscope_otlp_llm_spans_total', { outcome: 'mapped' }), runs);
+      // SimpleSpanProcessor exports each span on its own: six export calls per run.
+      assert.ok(metricValue(m, 'llmscope_otlp_requests_total', { transport: 'grpc', signal: 'traces', code: 'OK' }) >= 6);
+      assert.ok(metricValue(m, 'llmscope_otlp_requests_total', { transport: 'http', signal: 'traces', code: '200' }) >= 12);
     }, diagnostics());
   });
 
@@ -166,9 +182,9 @@ describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
     assert.equal(r.status, 200, r.text);
     const svc = r.body.data.services.find((s) => s.service === 'rag-app');
     assert.ok(svc, r.text);
-    assert.equal(svc.spans, 4);  // two GenAI spans per run
-    assert.equal(svc.dialects['otel-genai'], 2);
-    assert.equal(svc.deprecated['gen_ai.system'], 2, 'instrumentation-openai still sends gen_ai.system');
+    assert.equal(svc.spans, 2 * EXPORTERS.length);  // two GenAI spans per run
+    assert.equal(svc.dialects['otel-genai'], EXPORTERS.length);
+    assert.equal(svc.deprecated['gen_ai.system'], EXPORTERS.length, 'instrumentation-openai still sends gen_ai.system');
   });
 
   test('a separate OTLP listener (otlp.listen) receives the same way', async () => {

@@ -1,13 +1,14 @@
 // A small RAG application instrumented with the OpenTelemetry JS SDK, as a user would write
-// it: the official OTLP exporter (protobuf or JSON over HTTP) sends its spans to llmscope,
+// it: the official OTLP exporter (protobuf or JSON over HTTP, or gRPC) sends its spans to llmscope,
 // @opentelemetry/instrumentation-openai wraps the official `openai` SDK, and
 // @opentelemetry/instrumentation-undici propagates the W3C traceparent on fetch, so the call
 // the SDK makes through llmscope's gateway joins the application's trace.
 //
 // CommonJS on purpose: the instrumentations patch `openai` when it is require()d.
 //
-// Environment: OTLP_URL (llmscope base URL), EXPORTER (proto | json), GATEWAY_URL, SERVICE,
-// MODEL. Prints one JSON line: {traceId, directSpanId}. Exits once every span is exported.
+// Environment: OTLP_URL (llmscope base URL), EXPORTER (proto | json | grpc), OTLP_GRPC_URL
+// (http://host:port of otlp.grpc_listen, for grpc), GATEWAY_URL, SERVICE, MODEL. Prints one
+// JSON line: {traceId, directSpanId}. Exits once every span is exported.
 
 const { context, propagation, trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
 const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
@@ -18,15 +19,24 @@ const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
 const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici');
 
-const { OTLP_URL, EXPORTER = 'proto', GATEWAY_URL, SERVICE = 'rag-app', MODEL = 'sim/gpt-4o-mini' } = process.env;
+const {
+  OTLP_URL, OTLP_GRPC_URL, EXPORTER = 'proto', GATEWAY_URL, SERVICE = 'rag-app', MODEL = 'sim/gpt-4o-mini',
+} = process.env;
 
-const { OTLPTraceExporter } = EXPORTER === 'json'
-  ? require('@opentelemetry/exporter-trace-otlp-http')
-  : require('@opentelemetry/exporter-trace-otlp-proto');
+const EXPORTERS = {
+  proto: () => require('@opentelemetry/exporter-trace-otlp-proto'),
+  json: () => require('@opentelemetry/exporter-trace-otlp-http'),
+  grpc: () => require('@opentelemetry/exporter-trace-otlp-grpc'),
+};
+const { OTLPTraceExporter } = EXPORTERS[EXPORTER]();
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-const exporter = new OTLPTraceExporter({ url: `${OTLP_URL}/v1/traces` });
+// The gRPC exporter takes the server's address (plaintext for http://); the HTTP ones the
+// signal's full URL.
+const exporter = new OTLPTraceExporter(
+  EXPORTER === 'grpc' ? { url: OTLP_GRPC_URL } : { url: `${OTLP_URL}/v1/traces` },
+);
 const provider = new TracerProvider({
   resource: resourceFromAttributes({ 'service.name': SERVICE }),
   spanProcessors: [new SimpleSpanProcessor({ exporter })],
