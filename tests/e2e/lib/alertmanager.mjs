@@ -2,13 +2,11 @@
 // loopback port with clustering off, stopped by PID; and a webhook receiver (a Node HTTP
 // server) that records every notification it gets.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
-import { freePort, waitFor } from './harness.mjs';
-import { which } from './prometheus.mjs';
+import { startReadyServer, which } from './prometheus.mjs';
 
 export const ALERTMANAGER = which('prometheus-alertmanager') ?? which('alertmanager');
 export const ALERTMANAGER_MISSING = ALERTMANAGER
@@ -46,46 +44,11 @@ export async function startWebhookReceiver() {
 export async function startAlertmanager({ dir, config }) {
   const configPath = path.join(dir, 'alertmanager.yml');
   fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    let out = '';
-    const child = spawn(ALERTMANAGER, [
-      `--config.file=${configPath}`,
-      `--storage.path=${path.join(dir, `am-data${attempt}`)}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--cluster.listen-address=',
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    let exited = null;
-    const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve(exited);
-    }));
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(async () => {
-        if (exited) throw Object.assign(new Error(`alertmanager exited (${JSON.stringify(exited)}):\n${out}`), { fatal: true });
-        const r = await fetch(`${url}/-/ready`);
-        return r.status === 200;
-      }, { timeoutMs: 30_000, intervalMs: 100, what: 'Alertmanager /-/ready' });
-    } catch (e) {
-      if (!exited) child.kill('SIGKILL');
-      await exit;
-      if (attempt < 3 && /address already in use/.test(out)) continue;
-      throw new Error(`${e.message}\n${out}`);
-    }
-    const stop = async () => {
-      if (!exited) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => { if (!exited) process.kill(child.pid, 'SIGKILL'); }, 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      return exited;
-    };
-    process.on('exit', () => { if (!exited) child.kill('SIGKILL'); });
-    return { url, pid: child.pid, stop, output: () => out };
-  }
+  return startReadyServer('alertmanager', ALERTMANAGER, (port, attempt) => [
+    `--config.file=${configPath}`,
+    `--storage.path=${path.join(dir, `am-data${attempt}`)}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--cluster.listen-address=',
+    '--log.level=warn',
+  ]);
 }

@@ -28,23 +28,15 @@ export const PROMETHEUS_MISSING = !PROMETHEUS || !PROMTOOL
     `Debian: apt-get install prometheus); found prometheus=${PROMETHEUS}, promtool=${PROMTOOL}`
   : false;
 
-// Starts Prometheus with `config` (an object, written as YAML-compatible JSON into `dir`)
-// and its TSDB in `dataDir` (default: a fresh directory under `dir` per attempt). Resolves
-// with {url, pid, stop(), output()} once /-/ready answers. Prometheus cannot report the port
-// it got, so a free one is taken and the start retried on a lost race.
-export async function startPrometheus({ dir, config, dataDir, args = [] }) {
-  const configPath = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+// Starts a Prometheus-family server (`bin`, run with `argsFor(port, attempt)`) on a free
+// loopback port and waits for its /-/ready. A port taken between the check and the bind is
+// retried (3 attempts). Resolves with {url, pid, stop() (SIGTERM by PID, SIGKILL after
+// 10 s), output()}. Shared by Prometheus and Alertmanager.
+export async function startReadyServer(name, bin, argsFor) {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     let out = '';
-    const child = spawn(PROMETHEUS, [
-      `--config.file=${configPath}`,
-      `--storage.tsdb.path=${dataDir ?? path.join(dir, `data${attempt}`)}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-      ...args,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, argsFor(port, attempt), { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });
     let exited = null;
@@ -55,10 +47,10 @@ export async function startPrometheus({ dir, config, dataDir, args = [] }) {
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitFor(async () => {
-        if (exited) throw Object.assign(new Error(`prometheus exited (${JSON.stringify(exited)}):\n${out}`), { fatal: true });
+        if (exited) throw Object.assign(new Error(`${name} exited (${JSON.stringify(exited)}):\n${out}`), { fatal: true });
         const r = await fetch(`${url}/-/ready`);
         return r.status === 200;
-      }, { timeoutMs: 30_000, intervalMs: 100, what: 'Prometheus /-/ready' });
+      }, { timeoutMs: 30_000, intervalMs: 100, what: `${name} /-/ready` });
     } catch (e) {
       if (!exited) child.kill('SIGKILL');
       await exit;
@@ -77,4 +69,20 @@ export async function startPrometheus({ dir, config, dataDir, args = [] }) {
     process.on('exit', () => { if (!exited) child.kill('SIGKILL'); });
     return { url, pid: child.pid, stop, output: () => out };
   }
+}
+
+// Starts Prometheus with `config` (an object, written as YAML-compatible JSON into `dir`)
+// and its TSDB in `dataDir` (default: a fresh directory under `dir` per attempt). Resolves
+// with {url, pid, stop(), output()} once /-/ready answers. Prometheus cannot report the port
+// it got, so a free one is taken and the start retried on a lost race.
+export async function startPrometheus({ dir, config, dataDir, args = [] }) {
+  const configPath = path.join(dir, 'prometheus.yml');
+  fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
+  return startReadyServer('prometheus', PROMETHEUS, (port, attempt) => [
+    `--config.file=${configPath}`,
+    `--storage.tsdb.path=${dataDir ?? path.join(dir, `data${attempt}`)}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
+    ...args,
+  ]);
 }
