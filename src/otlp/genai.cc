@@ -692,6 +692,11 @@ Conformance DescribeDialect(const core::Span& span) {
   return c;
 }
 
+bool ConformanceReport::HasService(std::string_view service) const {
+  std::lock_guard lock(mu_);
+  return services_.find(service) != services_.end();
+}
+
 void ConformanceReport::Add(std::string_view service, const Conformance& c) {
   std::lock_guard lock(mu_);
   auto it = services_.find(service);

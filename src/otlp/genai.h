@@ -116,6 +116,8 @@ class ConformanceReport {
   //   "semconv_versions":{">=1.37":N},"deprecated":{"gen_ai.system":N},
   //   "misused":{...},"missing":{"gen_ai.provider.name":N}}, ...]} sorted by service.
   std::string ToJson() const;
+  // Whether `service` has sent a GenAI span (then its calls are counted from the spans).
+  bool HasService(std::string_view service) const;
 
  private:
   struct Counts {

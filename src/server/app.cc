@@ -605,6 +605,9 @@ int Serve(const Flags& flags) {
     oo.limits.max_items = c.otlp.max_spans_per_request;
     oo.limits.max_attributes = c.otlp.max_attributes;
     oo.redact = redact_text;
+    auto genai_metrics = std::make_shared<OtlpGenAiMetrics>();
+    registry.AddCollector(genai_metrics);
+    oo.genai_metrics = genai_metrics.get();  // the registry keeps it alive
     oo.wait_for_gateway = [&gateway] { (void)gateway.WaitForHandovers(std::chrono::seconds(1)); };
     if (sampler) {
       oo.on_spans = [s = sampler.get()](const std::vector<core::Span>& spans) { s->Add(spans); };

@@ -107,6 +107,11 @@ OtlpReceiver::OtlpReceiver(OtlpReceiverOptions options, core::RecordSink& calls,
                     "Attributes, values, events and links dropped or cut to the receiver's "
                     "limits.",
                     {"what"});
+  genai_points_ = family("llmscope_otlp_genai_metric_points",
+                         "GenAI client histogram points received over OTLP: exposed as "
+                         "otlp_gen_ai_*, or left out because their service sends GenAI spans "
+                         "(counted from those) or the stream cap was reached.",
+                         {"outcome"});
   llm_spans_ = family("llmscope_otlp_llm_spans",
                       "OTLP spans that describe an LLM call: mapped to a call, or the "
                       "application's view of a call the gateway already recorded.",
@@ -224,6 +229,20 @@ core::Result<std::string> OtlpReceiver::Export(otlp::Signal signal, std::string_
       auto batch = otlp::DecodeMetrics(body, encoding, limits);
       if (!batch.ok()) return batch.status();
       CountStats(name, batch->stats);
+      if (options_.genai_metrics != nullptr) {
+        const auto added = options_.genai_metrics->Add(
+            batch->points,
+            [this](std::string_view service) { return conformance_.HasService(service); });
+        if (genai_points_ != nullptr) {
+          const std::pair<const char*, int64_t> outcomes[] = {
+              {"exposed", added.exposed},
+              {"duplicate_of_spans", added.duplicate_spans},
+              {"over_cap", added.over_cap}};
+          for (const auto& [outcome, n] : outcomes) {
+            if (n > 0) genai_points_->WithLabels({outcome}).Inc(static_cast<double>(n));
+          }
+        }
+      }
       return otlp::EncodeExportResponse(signal, encoding, batch->rejected_data_points,
                                         batch->error_message);
     }

@@ -22,6 +22,7 @@
 #include "otlp/genai.h"
 #include "otlp/grpc_server.h"
 #include "pipeline/store_writer.h"
+#include "server/otlp_genai_metrics.h"
 
 namespace llmscope::server {
 
@@ -91,6 +92,9 @@ struct OtlpReceiverOptions {
   // With capture on, rewrites content values in place (redaction) and returns how many it
   // replaced; applied to every content attribute of stored spans. Empty: kept as received.
   std::function<int(std::string&)> redact;
+  // Where GenAI client metrics received over OTLP go (exposed through /metrics); null: they
+  // are decoded and counted only.
+  OtlpGenAiMetrics* genai_metrics = nullptr;
   // Also given every request's spans as they are stored (content stripped unless capture
   // is on), on the decode thread: the export sampler. Must not block. Empty: none.
   std::function<void(const std::vector<core::Span>&)> on_spans;
@@ -181,10 +185,11 @@ class OtlpReceiver {
   http::WorkPool pool_;
   std::atomic<int64_t> queued_bytes_{0};
 
-  metrics::CounterFamily* requests_ = nullptr;   // {transport, signal, code}
-  metrics::CounterFamily* items_ = nullptr;      // {signal, outcome}
-  metrics::CounterFamily* trimmed_ = nullptr;    // {what}
-  metrics::CounterFamily* llm_spans_ = nullptr;  // {outcome}
+  metrics::CounterFamily* requests_ = nullptr;  // {transport, signal, code}
+  metrics::CounterFamily* items_ = nullptr;     // {signal, outcome}
+  metrics::CounterFamily* trimmed_ = nullptr;   // {what}
+  metrics::CounterFamily* llm_spans_ = nullptr;
+  metrics::CounterFamily* genai_points_ = nullptr;  // {outcome}
 };
 
 }  // namespace llmscope::server

@@ -187,6 +187,43 @@ describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
     assert.equal(svc.deprecated['gen_ai.system'], EXPORTERS.length, 'instrumentation-openai still sends gen_ai.system');
   });
 
+  test('GenAI metrics over OTLP are exposed unless their service sends GenAI spans', async () => {
+    await withDiagnostics(async () => {
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const request = (service) => ({ resourceMetrics: [{
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+        scopeMetrics: [{ metrics: [{
+          name: 'gen_ai.client.token.usage', unit: '{token}',
+          histogram: { aggregationTemporality: 2, dataPoints: [{
+            attributes: [
+              { key: 'gen_ai.operation.name', value: { stringValue: 'chat' } },
+              { key: 'gen_ai.provider.name', value: { stringValue: 'openai' } },
+              { key: 'gen_ai.request.model', value: { stringValue: 'gpt-4o' } },
+              { key: 'gen_ai.token.type', value: { stringValue: 'input' } },
+            ],
+            startTimeUnixNano: String(now - 60_000_000_000n), timeUnixNano: String(now),
+            count: '6', sum: 1500, bucketCounts: ['2', '3', '1'], explicitBounds: [100, 1000],
+          }] },
+        }] }],
+      }] });
+      for (const service of ['metrics-only', 'rag-app']) {
+        const r = await fetch(`${gw.baseURL}/v1/metrics`, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(request(service)),
+        });
+        assert.equal(r.status, 200, await r.text());
+      }
+      const m = (await gw.metrics()).body;
+      assert.match(m, /# TYPE otlp_gen_ai_client_token_usage histogram/);
+      assert.equal(metricValue(m, 'otlp_gen_ai_client_token_usage_bucket', { service: 'metrics-only', le: '1000' }), 5);
+      assert.equal(metricValue(m, 'otlp_gen_ai_client_token_usage_count', { service: 'metrics-only' }), 6);
+      // rag-app sends GenAI spans: its calls are already counted from them.
+      assert.equal(metricValue(m, 'otlp_gen_ai_client_token_usage_count', { service: 'rag-app' }), 0);
+      assert.equal(metricValue(m, 'llmscope_otlp_genai_metric_points_total', { outcome: 'duplicate_of_spans' }), 1);
+      assert.equal(metricValue(m, 'llmscope_otlp_genai_metric_points_total', { outcome: 'exposed' }), 1);
+    }, diagnostics());
+  });
+
   test('a separate OTLP listener (otlp.listen) receives the same way', async () => {
     await withDiagnostics(async () => {
       const m = /"msg":"otlp listening","addr":"([0-9.]+:\d+)"/.exec(gw.output());
