@@ -544,6 +544,12 @@ int Serve(const Flags& flags) {
   GatewayCallIndex gateway_calls(pipe);
 
   if (auto st = pipe.Start(); !st.ok()) return Fail(st.ToString());
+  // From here on, any return stops the pipeline first, while the sinks declared above it
+  // (metrics, call log, store writer, span export) still exist: its Stop drains into them.
+  struct PipelineStopper {
+    pipeline::Pipeline& pipe;
+    ~PipelineStopper() { pipe.Stop(); }
+  } stop_pipeline_first{pipe};
   if (tsdb_db) {
     tsdb::ScrapeRunnerOptions ro;
     ro.interval = c.tsdb.scrape_interval;

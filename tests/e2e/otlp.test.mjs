@@ -12,13 +12,17 @@
 //   - bad input gets OTLP's error responses, and partial success keeps the good spans.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { defaultConfig, startGateway, waitFor, withDiagnostics } from './lib/harness.mjs';
+import {
+  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics,
+} from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
 
@@ -349,5 +353,30 @@ describe('OTLP under a burst', () => {
       assert.equal(metricValue(m, 'llmscope_otlp_requests_total', { signal: 'traces', code: '503' }), refused.length);
       assert.equal(metricValue(m, 'llmscope_otlp_items_total', { signal: 'traces', outcome: 'accepted' }), REQUESTS * SPANS);
     }, { llmscope: () => bgw.output() });
+  });
+});
+
+describe('start-up failures', () => {
+  test('an OTLP port in use stops llmscope cleanly, naming the port', async () => {
+    const blocker = net.createServer();
+    await new Promise((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address();
+    const { dir, cleanup } = makeTempDir('llmscope-port-');
+    try {
+      for (const otlp of [{ listen: `127.0.0.1:${port}` }, { grpc_listen: `127.0.0.1:${port}` }]) {
+        const configPath = path.join(dir, 'c.yaml');
+        const cfg = { ...defaultConfig(path.join(dir, 'calls')), storage: { dir: path.join(dir, 'data') }, otlp };
+        fs.writeFileSync(configPath, JSON.stringify(cfg));
+        const r = spawnSync(LLMSCOPE_BIN, ['serve', '--config', configPath], { encoding: 'utf8', timeout: 30_000 });
+        // The pipeline, store writer and listeners already started are stopped in order: an
+        // exit code, not a signal.
+        assert.equal(r.signal, null, r.stderr);
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, new RegExp(`otlp\\.(grpc_)?listen: .*127\\.0\\.0\\.1:${port}`));
+      }
+    } finally {
+      cleanup();
+      blocker.close();
+    }
   });
 });
