@@ -195,11 +195,4 @@ int Redactor::Redact(std::string& text, std::vector<std::string_view>* kinds) co
   return n;
 }
 
-std::vector<std::string> Redactor::Kinds() const {
-  std::vector<std::string> k;
-  if (builtin_) k = {"email", "api_key", "bearer", "card_number", "us_ssn"};
-  for (const auto& p : patterns_) k.push_back(p.name);
-  return k;
-}
-
 }  // namespace llmscope::redact

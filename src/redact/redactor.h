@@ -40,9 +40,6 @@ class Redactor {
   // the kind of each replacement is appended to it.
   int Redact(std::string& text, std::vector<std::string_view>* kinds = nullptr) const;
 
-  // Every kind this redactor can report (for metric labels).
-  std::vector<std::string> Kinds() const;
-
  private:
   struct Pattern {
     std::string name;

@@ -61,7 +61,6 @@ TEST(RedactorTest, SsnAndOverlapsAndUserPatterns) {
   EXPECT_EQ((*r)->Redact(t, &kinds), 3);
   EXPECT_EQ(t, "ssn [REDACTED:us_ssn], [REDACTED:ticket] by [REDACTED:email]");
   EXPECT_EQ(kinds, (std::vector<std::string_view>{"us_ssn", "ticket", "email"}));
-  EXPECT_EQ((*r)->Kinds().back(), "ticket");
 
   auto only_user = Redactor::Create({.builtin = false, .patterns = {{"name", "Alice"}}});
   ASSERT_TRUE(only_user.ok());
