@@ -233,12 +233,16 @@ void AppendValueJson(std::string& out, const core::AttributeValue& v) {
   }
 }
 
-std::string ValueText(const core::AttributeValue& v) {
+}  // namespace
+
+std::string AttributeText(const core::AttributeValue& v) {
   if (const auto* s = std::get_if<std::string>(&v)) return *s;
   std::string out;
   AppendValueJson(out, v);
   return out;
 }
+
+namespace {
 
 // Flattened message lists (gen_ai.prompt.0.role, gen_ai.prompt.0.content, ...;
 // llm.input_messages.0.message.content, ...) as a JSON array of objects, one per index, in
@@ -280,7 +284,7 @@ std::string ContentOf(const core::Span& span, std::initializer_list<std::string_
                       std::initializer_list<std::string_view> prefixes,
                       std::initializer_list<std::string_view> events) {
   for (auto k : keys) {
-    if (const auto* v = Find(span.attributes, k)) return ValueText(*v);
+    if (const auto* v = Find(span.attributes, k)) return AttributeText(*v);
   }
   for (auto p : prefixes) {
     std::string s = IndexedMessages(span.attributes, p);
@@ -291,7 +295,7 @@ std::string ContentOf(const core::Span& span, std::initializer_list<std::string_
   for (const auto& e : span.events) {
     if (std::find(events.begin(), events.end(), e.name) == events.end()) continue;
     for (auto k : keys) {
-      if (const auto* v = Find(e.attributes, k)) return ValueText(*v);
+      if (const auto* v = Find(e.attributes, k)) return AttributeText(*v);
     }
     if (!out.empty()) out += '\n';
     std::string obj = "{";

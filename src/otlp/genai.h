@@ -68,6 +68,9 @@ struct MapOptions {
 // gen_ai.conversation.id), tags ("source" = "otlp", "service" = service.name).
 std::optional<core::LlmCall> MapGenAiSpan(const core::Span& span, const MapOptions& options = {});
 
+// An attribute value as text: a string as it is, anything else as its JSON text.
+std::string AttributeText(const core::AttributeValue& v);
+
 // Whether `call` was made by MapGenAiSpan (it carries the tag source=otlp): the call of a
 // span received over OTLP rather than one the gateway recorded.
 bool IsMappedFromSpan(const core::LlmCall& call);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "metrics/exposition.h"
+#include "otlp/genai.h"
 
 namespace llmscope::server {
 namespace {
@@ -22,14 +23,6 @@ std::string FamilyName(const otlp::MetricPoint& p) {
   return out;
 }
 
-std::string AttributeText(const core::AttributeValue& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return *s;
-  if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
-  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
-  if (const auto* d = std::get_if<double>(&v)) return metrics::FormatDouble(*d);
-  return std::get<core::JsonText>(v).text;
-}
-
 // The stream's labels: service plus the bounded attributes, sorted by name.
 std::vector<std::pair<std::string, std::string>> StreamLabels(const otlp::MetricPoint& p) {
   static constexpr std::array<std::string_view, 7> kKept = {
@@ -39,11 +32,11 @@ std::vector<std::pair<std::string, std::string>> StreamLabels(const otlp::Metric
   std::map<std::string, std::string> labels;
   std::string legacy_provider;
   for (const auto& a : p.attributes) {
-    if (a.key == "gen_ai.system") legacy_provider = AttributeText(a.value);
+    if (a.key == "gen_ai.system") legacy_provider = otlp::AttributeText(a.value);
     if (std::find(kKept.begin(), kKept.end(), a.key) == kKept.end()) continue;
     std::string name = a.key;
     std::replace(name.begin(), name.end(), '.', '_');
-    labels[name] = AttributeText(a.value);
+    labels[name] = otlp::AttributeText(a.value);
   }
   if (!legacy_provider.empty()) labels.try_emplace("gen_ai_provider_name", legacy_provider);
   labels["service"] = p.service;
