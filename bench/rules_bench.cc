@@ -34,6 +34,7 @@
 #include "alerts/manager.h"
 #include "core/log.h"
 #include "promql/engine.h"
+#include "server/rules_setup.h"
 #include "testing/fake_clock.h"
 #include "tsdb/db.h"
 #include "tsdb/labels.h"
@@ -275,21 +276,10 @@ History* BuildHistory() {
   }
 
   h->view = std::make_unique<tsdb::DbQueryable>(*h->db);
-  tsdb::Db* store = h->db.get();
   // The sink serve installs: rule samples (ALERTS, ALERTS_FOR_STATE) go back into the store.
-  h->rules = std::make_unique<alerts::RuleManager>(
-      alerts::RuleManagerOptions{}, h->engine, *h->view, h->clock, h->logger,
-      [store](std::vector<alerts::RuleSample> samples) {
-        std::vector<tsdb::LabeledSample> out;
-        out.reserve(samples.size());
-        for (auto& s : samples) {
-          std::vector<tsdb::Label> labels;
-          labels.reserve(s.labels.size());
-          for (const auto& l : s.labels) labels.push_back({l.name, l.value});
-          out.push_back({tsdb::MakeLabels(std::move(labels)), s.t_ms, s.v});
-        }
-        store->AppendBatch(out);
-      });
+  h->rules =
+      std::make_unique<alerts::RuleManager>(alerts::RuleManagerOptions{}, h->engine, *h->view,
+                                            h->clock, h->logger, server::RuleSamplesInto(*h->db));
   auto pack = alerts::BuiltinRules();
   if (!pack.ok()) {
     std::fprintf(stderr, "BuiltinRules: %s\n", pack.status().ToString().c_str());

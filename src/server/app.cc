@@ -22,6 +22,7 @@
 #include "alerts/manager.h"
 #include "api/prom_api.h"
 #include "api/query_api.h"
+#include "api/render.h"
 #include "core/clock.h"
 #include "core/json_string.h"
 #include "gateway/gateway.h"
@@ -456,19 +457,8 @@ int Serve(const Flags& flags) {
     ro.group.external_labels = c.rules.external_labels;
     ro.group.external_url = c.rules.external_url;
     ro.state_file = c.rules.state_file;
-    tsdb::Db* db = tsdb_db.get();
-    rules = std::make_unique<alerts::RuleManager>(
-        ro, engine, *tsdb_view, clock, log, [db](std::vector<alerts::RuleSample> samples) {
-          std::vector<tsdb::LabeledSample> out;
-          out.reserve(samples.size());
-          for (auto& s : samples) {
-            std::vector<tsdb::Label> labels;
-            labels.reserve(s.labels.size());
-            for (const auto& l : s.labels) labels.push_back({l.name, l.value});
-            out.push_back({tsdb::MakeLabels(std::move(labels)), s.t_ms, s.v});
-          }
-          db->AppendBatch(out);
-        });
+    rules = std::make_unique<alerts::RuleManager>(ro, engine, *tsdb_view, clock, log,
+                                                  RuleSamplesInto(*tsdb_db));
     if (auto st = LoadRules(c.rules, *rules); !st.ok()) return Fail("rules:\n" + st.message());
     size_t restored = 0;
     if (auto st = rules->RestoreState(&restored); !st.ok()) {
@@ -629,12 +619,13 @@ int Serve(const Flags& flags) {
   auto reload = [&]() -> core::Status {
     std::lock_guard lock(reload_mu);
     auto fresh = LoadConfig(flags.config);
-    if (!fresh.ok()) return fresh.status();
     std::string errors;
-    if (rules) {
+    if (!fresh.ok()) {
+      errors = fresh.status().message();
+    } else if (rules) {
       if (auto st = LoadRules(fresh->rules, *rules); !st.ok()) errors += st.message();
     }
-    if (notifier && !fresh->alerting_config_file.empty()) {
+    if (fresh.ok() && notifier && !fresh->alerting_config_file.empty()) {
       auto nc = LoadAlertingConfig(fresh->alerting_config_file);
       core::Status st = nc.ok() ? notifier->Reload(std::move(*nc)) : nc.status();
       if (!st.ok()) errors += (errors.empty() ? "" : "\n") + st.message();
@@ -665,7 +656,8 @@ int Serve(const Flags& flags) {
     } else if (path == "/api/v1/conformance") {
       const http::HeaderList h{{"Content-Type", "application/json"}};
       if (!otlp_receiver) {
-        co_await w.Send(404, h, "{\"status\":\"error\",\"error\":\"otlp.enabled is false\"}");
+        const std::string body = api::RenderError(core::NotFound("otlp.enabled is false"));
+        co_await w.Send(404, h, body);
       } else {
         co_await w.Send(
             200, h, "{\"status\":\"success\",\"data\":" + otlp_receiver->ConformanceJson() + "}");
@@ -701,12 +693,8 @@ int Serve(const Flags& flags) {
       }
       core::Status st;
       co_await http::RunOnPool(flush_pool, [&] { st = reload(); });
-      std::string body = "{\"status\":\"success\"}";
-      if (!st.ok()) {
-        body = "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":";
-        core::AppendJsonString(body, st.message());
-        body += "}";
-      }
+      // A named body: GCC 12 mishandles temporaries of a conditional inside co_await.
+      const std::string body = st.ok() ? "{\"status\":\"success\"}" : api::RenderError(st);
       co_await w.Send(st.ok() ? 200 : 400, h, body);
     } else if (path.substr(0, 8) == "/api/v2/") {
       co_await AlertmanagerApi(req, w, notifier.get(), flush_pool);

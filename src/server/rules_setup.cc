@@ -52,6 +52,20 @@ core::Result<std::vector<alerts::RuleFile>> RuleFilesFor(const RulesConfig& rule
   return files;
 }
 
+alerts::SampleSink RuleSamplesInto(tsdb::Db& db) {
+  return [&db](std::vector<alerts::RuleSample> samples) {
+    std::vector<tsdb::LabeledSample> out;
+    out.reserve(samples.size());
+    for (auto& s : samples) {
+      std::vector<tsdb::Label> labels;
+      labels.reserve(s.labels.size());
+      for (auto& l : s.labels) labels.push_back({std::move(l.name), std::move(l.value)});
+      out.push_back({tsdb::MakeLabels(std::move(labels)), s.t_ms, s.v});
+    }
+    db.AppendBatch(out);
+  };
+}
+
 core::Status LoadRules(const RulesConfig& rules, alerts::RuleManager& manager) {
   auto files = RuleFilesFor(rules);
   if (!files.ok()) return files.status();
