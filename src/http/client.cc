@@ -119,6 +119,7 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
     if (deadline_ < timer_.expiry()) timer_.expires_at(deadline_);  // wakes the watchdog
   }
   void ClearDeadline() { deadline_ = SteadyPoint::max(); }
+  void MarkReleased(SteadyPoint now) { released_at_ = now; }
 
   void Close() {
     closed_ = true;
@@ -132,9 +133,11 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
   }
 
   // True when the pooled connection still looks usable: not closed by the peer, nothing
-  // unexpected waiting to be read.
-  bool LooksAlive() {
+  // unexpected waiting to be read. One released less than `probe_after` ago is trusted
+  // without the peek.
+  bool LooksAlive(SteadyPoint now, core::Nanos probe_after) {
     if (!open()) return false;
+    if (now - released_at_ < probe_after) return true;
     char b;
     ssize_t n = ::recv(socket_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -242,6 +245,7 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   SteadyPoint deadline_ = SteadyPoint::max();
+  SteadyPoint released_at_{};  // when it last went back to the pool
   bool timed_out_ = false;
   bool closed_ = false;
 };
@@ -263,10 +267,11 @@ class ClientImpl {
     auto it = idle.find(key);
     if (it == idle.end()) return nullptr;
     auto& q = it->second;
+    const auto now = std::chrono::steady_clock::now();
     while (!q.empty()) {
       auto c = std::move(q.back());  // most recently used: least likely to be closed
       q.pop_back();
-      if (c->LooksAlive()) return c;
+      if (c->LooksAlive(now, options.probe_idle_after)) return c;
       c->Close();
     }
     return nullptr;
@@ -279,6 +284,7 @@ class ClientImpl {
       return;
     }
     c->ClearDeadline();
+    c->MarkReleased(std::chrono::steady_clock::now());
     q.push_back(std::move(c));
   }
 
@@ -419,11 +425,6 @@ Task<core::Result<std::unique_ptr<Exchange>>> Client::Send(const Origin& origin,
     ex->conn_ = conn;
     ex->client_ = &impl;
     ex->key_ = key;
-    if (cancel) {
-      Exchange* raw = ex.get();
-      ex->cancel_ = cancel;  // the exchange unhooks itself when destroyed
-      cancel->on_cancel_ = [raw] { raw->Cancel(); };
-    }
     if (cancel) {
       Exchange* raw = ex.get();
       ex->cancel_ = cancel;  // the exchange unhooks itself when destroyed

@@ -31,7 +31,12 @@ struct ClientOptions {
   core::Nanos connect_timeout = std::chrono::seconds(10);      // TCP connect + TLS handshake
   core::Nanos first_byte_timeout = std::chrono::seconds(600);  // request sent -> headers
   core::Nanos idle_timeout = std::chrono::seconds(300);        // max gap between body bytes
-  size_t max_idle_per_origin = 256;      // pooled keep-alive connections kept per origin
+  size_t max_idle_per_origin = 256;  // pooled keep-alive connections kept per origin
+  // A pooled connection idle at least this long is probed (a non-blocking peek) before
+  // reuse, so one the server has closed is not tried. One idle for less is reused without
+  // the system call: servers close idle connections after seconds, and a request that still
+  // meets a closed connection is retried once on a new one.
+  core::Nanos probe_idle_after = std::chrono::seconds(1);
   size_t max_response_bytes = 64 << 20;  // a non-streamed body larger than this fails
   bool verify_tls = true;                // verify the server certificate and host name
   std::string ca_file;                   // extra CA bundle (PEM); system roots are always used

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <future>
+#include <thread>
 
 #include "http/client.h"
 #include "http/server.h"
@@ -111,6 +112,81 @@ TEST_F(HttpTest, RoundTripAndKeepAlive) {
   EXPECT_EQ(bodies[0], "POST /v1/echo yes hello0");
   EXPECT_EQ(bodies[2], "POST /v1/echo yes hello2");
   EXPECT_EQ(client->connections_opened(), 1u) << "keep-alive connection must be reused";
+}
+
+// A server that answers one request per connection as keep-alive, then closes the
+// connection anyway (as servers do on their idle timeout), `connections` times.
+class OneShotServer {
+ public:
+  explicit OneShotServer(int connections) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    origin.host = "127.0.0.1";
+    origin.port = ntohs(a.sin_port);
+    thread_ = std::thread([this, connections] {
+      for (int i = 0; i < connections; ++i) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::string got;
+        char buf[4096];
+        // The client's requests carry a 2-byte body: read to the end of it.
+        while (got.find("\r\n\r\n") == std::string::npos ||
+               got.size() < got.find("\r\n\r\n") + 4 + 2) {
+          ssize_t n = ::recv(c, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          got.append(buf, static_cast<size_t>(n));
+        }
+        const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        (void)::send(c, resp, sizeof resp - 1, MSG_NOSIGNAL);
+        ::close(c);
+      }
+    });
+  }
+  ~OneShotServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  Origin origin;
+
+ private:
+  int fd_;
+  std::thread thread_;
+};
+
+// A pooled connection the server has closed is never an error for the caller: whether the
+// client trusts a recently used connection (no probe) or probes it first, the second
+// request is answered, on a new connection.
+TEST_F(HttpTest, ReusedConnectionClosedByServerIsReplaced) {
+  for (auto probe_after : {core::Nanos(std::chrono::hours(1)), core::Nanos::zero()}) {
+    OneShotServer upstream(2);
+    ClientOptions o;
+    o.probe_idle_after = probe_after;
+    auto client = NewClient(o);
+    auto bodies = RunClient<std::vector<std::string>>([&]() -> Task<std::vector<std::string>> {
+      std::vector<std::string> out;
+      for (int i = 0; i < 2; ++i) {
+        auto ex = co_await client->Send(upstream.origin, Post("/x", "{}"));
+        if (!ex.ok()) {
+          out.push_back(ex.status().ToString());
+          continue;
+        }
+        std::string body;
+        EXPECT_TRUE((co_await (*ex)->ReadAll(body)).ok());
+        out.push_back(body);
+      }
+      co_return out;
+    });
+    EXPECT_EQ(bodies, (std::vector<std::string>{"ok", "ok"}))
+        << "probe_idle_after " << probe_after.count() << " ns";
+    EXPECT_EQ(client->connections_opened(), 2u);
+  }
 }
 
 TEST_F(HttpTest, StreamsChunksAsWritten) {

@@ -14,6 +14,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <charconv>
+#include <deque>
 #include <future>
 #include <list>
 #include <mutex>
@@ -40,15 +41,47 @@ std::optional<std::string_view> Request::header(std::string_view name) const {
   return std::nullopt;
 }
 
+class Connection;
+
+// Per event loop: the connections whose handler asked for a client-gone watch, in the order
+// they asked, each armed once it has waited ServerOptions::client_gone_watch_delay. Most
+// calls end before that, so one timer per loop replaces an epoll_ctl, a coroutine and its
+// cancellation per request.
+// Thread-safety: used from its event loop only.
+class WatchQueue {
+ public:
+  WatchQueue(asio::io_context& io, core::Nanos delay) : timer_(io), delay_(delay) {}
+  core::Nanos delay() const { return delay_; }
+  // `generation` identifies the request; the entry is void once the connection moved on.
+  void Add(std::shared_ptr<Connection> conn, uint64_t generation);
+
+ private:
+  struct Entry {
+    std::chrono::steady_clock::time_point due;
+    std::shared_ptr<Connection> conn;
+    uint64_t generation;
+  };
+  void ScheduleFront();
+  void OnTimer(const boost::system::error_code& ec);
+
+  // Ordered by `due`: every entry waits the same delay and is added at its request's time.
+  std::deque<Entry> entries_;
+  asio::steady_timer timer_;
+  const core::Nanos delay_;
+  bool timer_pending_ = false;
+};
+
 // One client connection: reads requests, hands them to the handler, writes responses.
 // Thread-safety: lives on one event loop; all members touched from that loop only.
 class Connection final : public ResponseWriter, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const ServerOptions& options, const Handler& handler, int worker)
+  Connection(tcp::socket socket, const ServerOptions& options, const Handler& handler, int worker,
+             WatchQueue& watch_queue)
       : socket_(std::move(socket)),
         options_(options),
         handler_(handler),
         worker_(worker),
+        watch_queue_(watch_queue),
         idle_timer_(socket_.get_executor()) {
     buffer_.reserve(8192);  // Beast reads at most the free capacity: read requests whole
   }
@@ -122,9 +155,20 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
 
   void WatchClientGone(std::function<void()> on_gone) override {
     on_gone_ = std::move(on_gone);
-    if (watching_) return;
-    watching_ = true;
-    asio::co_spawn(socket_.get_executor(), WatchLoop(shared_from_this()), asio::detached);
+    if (watching_ || watch_queued_) return;
+    if (watch_queue_.delay() <= core::Nanos::zero()) {
+      ArmWatch();
+      return;
+    }
+    watch_queued_ = true;
+    watch_queue_.Add(shared_from_this(), generation_);
+  }
+
+  // The watch queue's turn: arm the watch if the same request is still being handled.
+  void ArmQueuedWatch(uint64_t generation) {
+    if (generation != generation_) return;  // that request has ended
+    watch_queued_ = false;
+    if (in_handler_ && on_gone_ && !watching_ && socket_.is_open()) ArmWatch();
   }
 
   bool client_gone() const override { return client_gone_; }
@@ -150,8 +194,15 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     }
   }
 
+  void ArmWatch() {
+    watching_ = true;
+    asio::co_spawn(socket_.get_executor(), WatchLoop(shared_from_this()), asio::detached);
+  }
+
   void StopWatch() {
     on_gone_ = nullptr;
+    ++generation_;  // voids a queued watch of this request
+    watch_queued_ = false;
     if (watching_) {
       boost::system::error_code ec;
       socket_.cancel(ec);  // only the readiness wait is pending between requests
@@ -329,6 +380,7 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   const ServerOptions& options_;
   const Handler& handler_;
   const int worker_;
+  WatchQueue& watch_queue_;
   beast::flat_buffer buffer_;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point idle_deadline_{};
@@ -338,12 +390,42 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   bool client_gone_ = false;
   bool aborted_ = false;
   bool watching_ = false;
+  bool watch_queued_ = false;
+  uint64_t generation_ = 0;  // requests served; a queued watch names the one it was for
   bool in_handler_ = false;
 };
 
+void WatchQueue::Add(std::shared_ptr<Connection> conn, uint64_t generation) {
+  entries_.push_back({std::chrono::steady_clock::now() + delay_, std::move(conn), generation});
+  if (!timer_pending_) ScheduleFront();
+}
+
+void WatchQueue::ScheduleFront() {
+  timer_pending_ = true;
+  // Fire a little after the front is due so that one wake-up serves the entries due in the
+  // next eighth of the delay: under load the timer then fires a few times per delay
+  // rather than once per request.
+  timer_.expires_at(entries_.front().due + delay_ / 8);
+  timer_.async_wait([this](const boost::system::error_code& ec) { OnTimer(ec); });
+}
+
+void WatchQueue::OnTimer(const boost::system::error_code& ec) {
+  timer_pending_ = false;
+  if (ec) return;  // the loop is shutting down
+  const auto now = std::chrono::steady_clock::now();
+  while (!entries_.empty() && entries_.front().due <= now) {
+    Entry e = std::move(entries_.front());
+    entries_.pop_front();
+    e.conn->ArmQueuedWatch(e.generation);
+  }
+  if (!entries_.empty()) ScheduleFront();
+}
+
 struct Server::Impl {
   struct Worker {
+    explicit Worker(core::Nanos watch_delay) : watch(io, watch_delay) {}
     asio::io_context io{1};
+    WatchQueue watch;  // after `io`: destroyed first, with the connections it holds
     std::optional<tcp::acceptor> acceptor;
     std::thread thread;
   };
@@ -361,8 +443,8 @@ struct Server::Impl {
         if (ec == asio::error::operation_aborted || !w->acceptor->is_open()) co_return;
         continue;  // EMFILE and friends: keep accepting; the next accept may succeed
       }
-      auto conn =
-          std::make_shared<Connection>(std::move(socket), impl->options, impl->handler, index);
+      auto conn = std::make_shared<Connection>(std::move(socket), impl->options, impl->handler,
+                                               index, w->watch);
       asio::co_spawn(w->io, conn->Run(), asio::detached);
     }
   }
@@ -395,7 +477,7 @@ core::Status Server::Start() {
   }
   uint16_t port = impl_->options.port;
   for (int i = 0; i < n; ++i) {
-    auto w = std::make_unique<Impl::Worker>();
+    auto w = std::make_unique<Impl::Worker>(impl_->options.client_gone_watch_delay);
     w->acceptor.emplace(w->io);
     tcp::endpoint ep(addr, port);
     w->acceptor->open(ep.protocol(), ec);

@@ -25,6 +25,12 @@ struct ServerOptions {
   // false: a body over max_body_bytes gets a generic 413 from the server. true: the
   // handler receives the request marked body_too_large() and answers it itself.
   bool pass_body_too_large = false;
+  // How long a handler must have been waiting before WatchClientGone arms the socket
+  // readiness watch (the watch then starts up to an eighth of this later). Most calls end
+  // sooner, and arming costs an epoll_ctl and a coroutine per request; a client that leaves
+  // a shorter call is noticed by the failed write. LLM calls that matter (an abandoned
+  // generation still being paid for) run for seconds. 0 arms at once.
+  core::Nanos client_gone_watch_delay = std::chrono::milliseconds(100);
 };
 
 // One parsed request. Header and body views live as long as the Request.
@@ -72,6 +78,8 @@ class ResponseWriter {
   virtual void Abort() = 0;
   // Calls `on_gone` once if the client closes its connection while the handler is still
   // working (for example while waiting on an upstream). Stops at the end of the response.
+  // The watch starts ServerOptions::client_gone_watch_delay after this call; a client that
+  // leaves earlier is noticed then (or by the response's failed write).
   virtual void WatchClientGone(std::function<void()> on_gone) = 0;
   virtual bool client_gone() const = 0;
   virtual bool started() const = 0;
