@@ -3,6 +3,9 @@
 # routes every model to the OpenAI-compatible upstream at UPSTREAM_URL (e.g.
 # http://127.0.0.1:9001/v1) and listens on 127.0.0.1:PORT. The call log goes to a file in
 # $WORK (default /tmp/perf), or to CALLS_LOG, so that writing it is part of the measured cost.
+# LLMSCOPE_STORE picks the event store (default off: the gateway, its metrics and its call
+# log, as nginx's proxy hop is measured without storage; `sqlite` adds the embedded store,
+# kept in $WORK).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${LLMSCOPE_BIN:-$HERE/../build/release/llmscope}
@@ -16,6 +19,9 @@ threads: ${LLMSCOPE_THREADS:-0}
 logs:
   calls: $calls
   level: warn
+storage:
+  backend: ${LLMSCOPE_STORE:-off}
+  dir: $WORK/llmscope-data-$1
 upstreams:
   - name: bench
     kind: openai_compatible
