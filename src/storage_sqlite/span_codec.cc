@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "storage/store.h"
 
@@ -118,10 +119,17 @@ void PutBytes(std::string& out, std::string_view s) {
 }
 
 void PutAttributeList(const core::Attributes& attributes, std::string& out) {
+  // Spans of one instrumentation carry their keys in the same order: the key found at a
+  // position last time is compared first, which saves hashing most keys.
+  thread_local std::vector<int> last_known;
+  if (last_known.size() < attributes.size()) last_known.resize(attributes.size(), -1);
   PutVarint(out, attributes.size());
-  for (const core::Attribute& a : attributes) {
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const core::Attribute& a = attributes[i];
+    int known = last_known[i];
+    if (known < 0 || kKnownKeys[known] != a.key) known = last_known[i] = KnownKeyIndex(a.key);
     // The key's header: (index << 1) | 1 for a known key, (length << 1) then the bytes.
-    if (int known = KnownKeyIndex(a.key); known >= 0) {
+    if (known >= 0) {
       PutVarint(out, (static_cast<uint64_t>(known) << 1) | 1);
     } else {
       PutVarint(out, static_cast<uint64_t>(a.key.size()) << 1);

@@ -736,30 +736,42 @@ struct SqliteStore::Impl {
     return core::Status::Ok();
   }
 
-  // Writes one span inside the open transaction, replacing the stored span with its key
-  // (start, trace id, span id). The common case, a new span, costs a read-only probe of
-  // spans_start (near its end: spans arrive roughly in start order) that finds nothing, and
-  // one insert that appends to the table and its indexes. REQUIRES: write_mu held.
-  core::Status WriteSpanLocked(const Span& sp) {
-    const std::string_view trace(reinterpret_cast<const char*>(sp.trace_id.data()),
-                                 sp.trace_id.size());
-    const std::string_view span(reinterpret_cast<const char*>(sp.span_id.data()),
-                                sp.span_id.size());
+  // Deletes the stored span with the key (start, trace id, span id) of `sp`, if any: a
+  // read-only probe of spans_start (near its end), and a delete only when it finds one.
+  // REQUIRES: write_mu held, a transaction open.
+  core::Status ReplaceSpanLocked(const Span& sp, std::string_view trace, std::string_view span) {
     Stmt& find = w.find_span;
     find.Reset();
     find.BindInt(1, sp.start_unix_nanos);
     find.BindBlobStatic(2, trace);
     find.BindBlobStatic(3, span);
-    int rc = find.Step();
+    const int rc = find.Step();
     if (rc == SQLITE_ROW) {
       const int64_t rowid = find.Int(0);
       find.Reset();
       Stmt& del = w.delete_span;
       del.Reset();
       del.BindInt(1, rowid);
-      if (auto s = del.Run("replace"); !s.ok()) return s;
-    } else if (rc != SQLITE_DONE) {
-      return SqliteError(writer.get(), rc, "find");
+      return del.Run("replace");
+    }
+    if (rc != SQLITE_DONE) return SqliteError(writer.get(), rc, "find");
+    return core::Status::Ok();
+  }
+
+  // Writes one span inside the open transaction, replacing the stored span with its key
+  // (start, trace id, span id); the insert appends to the table and its indexes.
+  // `latest_start` is the latest start of any span in the table, this transaction's
+  // included (INT64_MIN when empty): a span starting after it cannot have a stored twin, so
+  // it skips the probe, as do all spans that arrive in start order. REQUIRES: write_mu held.
+  core::Status WriteSpanLocked(const Span& sp, int64_t& latest_start) {
+    const std::string_view trace(reinterpret_cast<const char*>(sp.trace_id.data()),
+                                 sp.trace_id.size());
+    const std::string_view span(reinterpret_cast<const char*>(sp.span_id.data()),
+                                sp.span_id.size());
+    if (sp.start_unix_nanos > latest_start) {
+      latest_start = sp.start_unix_nanos;
+    } else if (auto s = ReplaceSpanLocked(sp, trace, span); !s.ok()) {
+      return s;
     }
 
     internal::EncodeAttributes(sp.resource_attributes, span_resource);
@@ -848,6 +860,7 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
   if (options.cache_kib_per_connection < 0) {
     problems.push_back("cache_kib_per_connection: must not be negative");
   }
+  if (options.writer_cache_kib < 0) problems.push_back("writer_cache_kib: must not be negative");
   if (options.mmap_bytes < 0) problems.push_back("mmap_bytes: must not be negative");
   if (options.max_percentile_values < 1) problems.push_back("max_percentile_values: must be >= 1");
   if (options.retention_batch_rows < 1) problems.push_back("retention_batch_rows: must be >= 1");
@@ -878,7 +891,12 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
   if (!writer.ok()) return writer.status();
   impl->writer = std::move(*writer);
   Db& w = impl->writer;
-  if (auto s = w.Exec(common, "configure " + path); !s.ok()) return s;
+  if (auto s = w.Exec(
+          common + "; PRAGMA cache_size = -" + std::to_string(impl->options.writer_cache_kib),
+          "configure " + path);
+      !s.ok()) {
+    return s;
+  }
   if (auto s = internal::Migrate(w, path); !s.ok()) return s;
   // NORMAL: a commit is in the WAL (in the OS) when it returns, so it survives the process
   // dying; FULL also fsyncs it. secure_delete: removed content (retention, rewrites) is
@@ -971,8 +989,17 @@ core::Status SqliteStore::WriteSpans(std::span<const Span> spans) {
   std::lock_guard lock(impl_->write_mu);
   if (auto s = impl_->Begin(); !s.ok()) return s;
   Impl& m = *impl_;
+  // Read inside the write transaction, so that it covers every writer of the file.
+  auto latest =
+      m.writer.QueryInt("SELECT coalesce(max(start_unix_nanos), -9223372036854775808) FROM spans",
+                        "write_spans: latest start");
+  if (!latest.ok()) {
+    m.Rollback();
+    return latest.status();
+  }
+  int64_t latest_start = *latest;
   for (const Span& sp : spans) {
-    if (auto s = m.WriteSpanLocked(sp); !s.ok()) {
+    if (auto s = m.WriteSpanLocked(sp, latest_start); !s.ok()) {
       m.Rollback();
       return core::Status(s.code(), "write_spans: span " + core::ToHex(sp.trace_id) + "/" +
                                         core::ToHex(sp.span_id) + ": " + s.message());
