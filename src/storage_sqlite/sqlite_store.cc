@@ -1366,6 +1366,8 @@ core::Result<storage::TracePage> SqliteStore::ListTraces(const storage::TraceQue
     (*stmt)->Reset();
   }
   // The root of each listed trace: its earliest span in the range (smaller id on a tie).
+  // It starts at or after the trace's start in the range, so the bucket of spans_by_trace
+  // is read from there, in start order, up to the first span of the trace.
   Query root;
   root << "SELECT name, service FROM spans WHERE trace_bucket = ? AND trace_id = ?"
           " AND start_unix_nanos >= ? AND start_unix_nanos < ? ORDER BY start_unix_nanos, span_id"
@@ -1374,7 +1376,7 @@ core::Result<storage::TracePage> SqliteStore::ListTraces(const storage::TraceQue
     if (t.span_count == 0) continue;
     root.args = {IdBucket(t.trace_id),
                  Blob{std::vector<uint8_t>(t.trace_id.begin(), t.trace_id.end())},
-                 query.from_unix_nanos, query.to_unix_nanos};
+                 std::max(query.from_unix_nanos, t.start_unix_nanos), query.to_unix_nanos};
     auto stmt = (*lease)->Prepare(root);
     if (!stmt.ok()) return stmt.status();
     int rc = (*stmt)->Step();
