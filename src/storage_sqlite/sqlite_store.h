@@ -47,10 +47,8 @@ struct SqliteOptions {
   // (wal_autocheckpoint). Larger means a page changed by many commits (the tail pages of
   // the lookup indexes change in every commit) is copied once per checkpoint instead of
   // once per commit, at the cost of a larger WAL file (up to about this many pages times
-  // the 4 KiB page size, trimmed back to 64 MiB after each checkpoint). 65536 (256 MiB)
-  // took 4% off the CPU per stored call against 16384 at 3M calls (docs/BENCHMARKS.md).
-  // REQUIRES: >= 1.
-  int64_t wal_autocheckpoint_pages = 65536;
+  // the 4 KiB page size, trimmed back to 64 MiB after each checkpoint). REQUIRES: >= 1.
+  int64_t wal_autocheckpoint_pages = 16384;
   // The most latency and time-to-first-token values one Aggregate may hold to compute
   // exact percentiles (8 bytes each); beyond it the query fails with RESOURCE_EXHAUSTED
   // asking for a narrower range. Bounds the memory of one aggregate query. REQUIRES: >= 1.
