@@ -143,8 +143,9 @@ void BM_MapGenAiSpans(benchmark::State& state) {
 BENCHMARK(BM_MapGenAiSpans)->Unit(benchmark::kMicrosecond);
 
 // Decoded and stored: the same request decoded, then written to SQLite (WAL, one
-// transaction per request, as the store writer does), each round under fresh trace ids so
-// that every span is an insert into growing indexes. CPU time covers both steps on one
+// transaction per request, as the store writer does), each round under fresh trace ids and
+// a millisecond later than the previous round (as spans arrive), so that every span is an
+// insert into growing indexes. CPU time covers both steps on one
 // thread: the receiver's decode thread and the writer thread together, per span.
 void BM_DecodeAndStoreSqlite(benchmark::State& state) {
   const std::string body = MakeRequest();
@@ -166,7 +167,13 @@ void BM_DecodeAndStoreSqlite(benchmark::State& state) {
     auto batch = otlp::DecodeTraces(body, otlp::Encoding::kProtobuf);
     if (!batch.ok()) state.SkipWithError("decode failed");
     ++round;
-    for (auto& sp : batch->spans) std::memcpy(sp.trace_id.data() + 8, &round, sizeof round);
+    for (auto& sp : batch->spans) {
+      std::memcpy(sp.trace_id.data() + 8, &round, sizeof round);
+      // Time moves on: each request's spans start a millisecond after the previous one's.
+      const int64_t shift = static_cast<int64_t>(round) * 1'000'000;
+      sp.start_unix_nanos += shift;
+      sp.end_unix_nanos += shift;
+    }
     if (auto st = (*store)->WriteSpans(batch->spans); !st.ok()) {
       state.SkipWithError(st.message().c_str());
     }

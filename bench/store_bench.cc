@@ -19,6 +19,7 @@
 // Bounded: ingest stops after --max-ingest-seconds per backend (the calls written so far are
 // reported), and each query runs --reps times with a 60 s timeout.
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -220,6 +221,15 @@ std::vector<core::LlmCall> GenerateBatch(uint64_t seed, int64_t batch_index, int
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// CPU time of the calling thread, in seconds: the whole cost of an in-process backend
+// (SQLite runs in the caller's thread, kernel time of its writes included), only the client's
+// share for a server backend.
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 // Nearest rank from below, as storage::ExactQuantile.
 double Quantile(std::vector<double> v, double q) {
   if (v.empty()) return NAN;
@@ -284,6 +294,7 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
   const bool count_json = w.json_calls == 0;
   const int64_t batches = (flags.calls + static_cast<int64_t>(kBatch) - 1) / kBatch;
   std::vector<double> batch_ms;
+  double ingest_cpu_seconds = 0;
   std::fprintf(stderr, "%s: writing %" PRId64 " calls in batches of %zu\n",
                std::string(store.name()).c_str(), flags.calls, kBatch);
   auto progress = Clock::now();
@@ -298,9 +309,11 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
       }
       w.json_calls += count;
     }
+    const double cpu0 = ThreadCpuSeconds();
     auto t0 = Clock::now();
     core::Status s = store.WriteCalls(calls);
     auto t1 = Clock::now();
+    ingest_cpu_seconds += ThreadCpuSeconds() - cpu0;
     if (!s.ok()) {
       out.skipped =
           "WriteCalls failed after " + std::to_string(out.written) + " calls: " + s.ToString();
@@ -326,6 +339,8 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
   std::fprintf(stderr, "  ingest: %.0f calls/s (batch p50 %.1f ms, p95 %.1f ms)\n",
                static_cast<double>(out.written) / out.ingest_seconds, out.batch_p50_ms,
                out.batch_p95_ms);
+  std::fprintf(stderr, "  ingest CPU of the writing thread: %.1f s, %.0f calls per CPU-second\n",
+               ingest_cpu_seconds, static_cast<double>(out.written) / ingest_cpu_seconds);
 
   // The day before the last generated day: a full day well inside the data.
   const int64_t days_written = std::max<int64_t>(

@@ -291,8 +291,10 @@ struct StoreStats {
 // writing a call whose key is stored already replaces it (a replayed spill batch never
 // counts twice); a span is keyed by (trace_id, span_id). The replacement is whole: a call
 // rewritten without content is left without content. Within one batch, the later of two
-// rows with one key wins. A returned OK means the rows are durable in the backend and
-// visible to every query that starts after.
+// rows with one key wins. A rewritten span is expected to keep its start (OTLP spans are
+// immutable; exporters resend them unchanged): SQLite finds the stored span by (start,
+// trace_id, span_id) and keeps one rewritten with another start as a second span. A returned OK
+// means the rows are durable in the backend and visible to every query that starts after.
 //
 // Why the start is part of a call's key: both backends keep calls in start order
 // (SQLite's clustered key, ClickHouse's sorting key), so a replay is found where it lands,

@@ -112,7 +112,53 @@ CREATE TABLE spans (
 -- key of spans, random in trace id, is what OTLP ingestion pays per span.)
 CREATE INDEX spans_start ON spans (start_unix_nanos, trace_id, end_unix_nanos, status, service);
 )sql"},
+    // Spans without a key on random trace ids. Version 1's UNIQUE (trace_id, span_id) put
+    // every span at a random place of a growing index: a dirtied index page, written to the
+    // WAL and checkpointed, per span, the largest single cost of storing spans. Now:
+    // - the table is append-only in rowid order; a span's key is (start, trace_id, span_id),
+    //   found through spans_start, which also covers the trace summary scan (ListTraces);
+    // - spans_by_trace (trace_bucket, start, trace_id) serves GetTrace and the root lookup of
+    //   ListTraces, bucketed as the calls' lookup indexes (64 append points per commit);
+    // - attributes, events and links are BLOBs in the binary encoding of span_codec.h (rows
+    //   copied from version 1 keep their JSON text, which the reader still decodes).
+    // Every row is copied; llmscope_lookup_bucket is LookupBucket, registered by Migrate.
+    {2, "spans keyed by start, trace and span id; binary attributes", R"sql(
+CREATE TABLE spans_v2 (
+  trace_id BLOB NOT NULL,
+  span_id BLOB NOT NULL,
+  parent_span_id BLOB,
+  name TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  service TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  start_unix_nanos INTEGER NOT NULL,
+  end_unix_nanos INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  status_message TEXT NOT NULL,
+  resource_attributes BLOB NOT NULL,
+  attributes BLOB NOT NULL,
+  events BLOB NOT NULL,
+  links BLOB NOT NULL,
+  trace_bucket INTEGER NOT NULL
+);
+INSERT INTO spans_v2 SELECT trace_id, span_id, parent_span_id, name, kind, service, scope,
+  start_unix_nanos, end_unix_nanos, status, status_message, resource_attributes, attributes,
+  events, links, llmscope_lookup_bucket(trace_id) FROM spans ORDER BY start_unix_nanos;
+DROP TABLE spans;
+ALTER TABLE spans_v2 RENAME TO spans;
+CREATE INDEX spans_start
+  ON spans (start_unix_nanos, trace_id, span_id, end_unix_nanos, status, service);
+CREATE INDEX spans_by_trace ON spans (trace_bucket, start_unix_nanos, trace_id);
+)sql"},
 };
+
+// llmscope_lookup_bucket(blob or text): LookupBucket of its bytes, for migrations.
+void LookupBucketFunction(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const void* p = sqlite3_value_blob(argv[0]);
+  const int n = sqlite3_value_bytes(argv[0]);
+  sqlite3_result_int64(
+      ctx, LookupBucket(std::string_view(static_cast<const char*>(p), static_cast<size_t>(n))));
+}
 
 core::Status WithPath(const core::Status& s, const std::string& path) {
   return core::Status(s.code(), path + ": " + s.message());
@@ -129,7 +175,7 @@ int64_t LookupBucket(std::string_view bytes) {
   return static_cast<int64_t>(h % kLookupBuckets);
 }
 
-core::Status Migrate(Db& db, const std::string& path) {
+core::Status Migrate(Db& db, const std::string& path, int target_version) {
   // The first statement that reads the file: a file that is not SQLite fails here.
   auto app_id = db.QueryInt("PRAGMA application_id", "read the header");
   if (!app_id.ok()) {
@@ -172,8 +218,14 @@ core::Status Migrate(Db& db, const std::string& path) {
                              "); is the file on a network file system?");
   }
 
+  if (int rc = sqlite3_create_function_v2(db.get(), "llmscope_lookup_bucket", 1,
+                                          SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                                          LookupBucketFunction, nullptr, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    return WithPath(SqliteError(db.get(), rc, "register llmscope_lookup_bucket"), path);
+  }
   for (const Migration& m : kMigrations) {
-    if (m.version <= *version) continue;
+    if (m.version <= *version || m.version > target_version) continue;
     std::string what =
         "migrate to schema version " + std::to_string(m.version) + " (" + m.what + ")";
     if (auto s = db.Exec("BEGIN IMMEDIATE", what); !s.ok()) return WithPath(s, path);

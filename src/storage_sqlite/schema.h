@@ -12,7 +12,7 @@ namespace llmscope::storage_sqlite::internal {
 
 // The version this binary creates and understands (PRAGMA user_version). A migration
 // brings version N-1 to N; a file of a newer version is refused, never touched.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 // PRAGMA application_id of an llmscope event store: "LLMS" in ASCII. Marks the file as
 // ours, so another application's SQLite file is refused instead of migrated.
 inline constexpr int64_t kApplicationId = 0x4c4c4d53;
@@ -32,7 +32,8 @@ int64_t LookupBucket(std::string_view bytes);
 // each pending migration in its own IMMEDIATE transaction, re-reading the version inside
 // it so that two processes opening one new file do not both migrate. Errors name `path`:
 // FAILED_PRECONDITION for a newer version or a foreign database, INTERNAL for a file that
-// is not SQLite or is corrupt, UNAVAILABLE for I/O and locking failures.
-core::Status Migrate(Db& db, const std::string& path);
+// is not SQLite or is corrupt, UNAVAILABLE for I/O and locking failures. `target_version`
+// below kSchemaVersion stops there (tests build files of earlier versions with it).
+core::Status Migrate(Db& db, const std::string& path, int target_version = kSchemaVersion);
 
 }  // namespace llmscope::storage_sqlite::internal

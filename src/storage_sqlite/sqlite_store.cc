@@ -18,6 +18,7 @@
 
 #include "core/json_string.h"
 #include "storage_sqlite/schema.h"
+#include "storage_sqlite/span_codec.h"
 #include "storage_sqlite/sqlite_db.h"
 
 namespace llmscope::storage_sqlite {
@@ -326,16 +327,16 @@ core::Result<Span> ReadSpan(const Stmt& s) {
   sp.end_unix_nanos = s.Int(8);
   sp.status = static_cast<core::SpanStatus>(s.Int(9));
   sp.status_message = s.Text(10);
-  auto resource = storage::ParseAttributesJson(s.Text(11));
+  auto resource = internal::DecodeAttributes(AsText(s.Blob(11)));
   if (!resource.ok()) return resource.status();
   sp.resource_attributes = std::move(*resource);
-  auto attributes = storage::ParseAttributesJson(s.Text(12));
+  auto attributes = internal::DecodeAttributes(AsText(s.Blob(12)));
   if (!attributes.ok()) return attributes.status();
   sp.attributes = std::move(*attributes);
-  auto events = storage::ParseEventsJson(s.Text(13));
+  auto events = internal::DecodeEvents(AsText(s.Blob(13)));
   if (!events.ok()) return events.status();
   sp.events = std::move(*events);
-  auto links = storage::ParseLinksJson(s.Text(14));
+  auto links = internal::DecodeLinks(AsText(s.Blob(14)));
   if (!links.ok()) return links.status();
   sp.links = std::move(*links);
   return sp;
@@ -651,8 +652,11 @@ struct SqliteStore::Impl {
   struct Writes {
     Stmt begin, commit, rollback;
     Stmt insert_call, delete_call;
-    Stmt upsert_content, delete_content, upsert_span;
+    Stmt upsert_content, delete_content, find_span, delete_span, insert_span;
   } w;
+  // Encoded span columns, reused across spans so that writing allocates nothing once warm.
+  // Guarded by write_mu.
+  std::string span_resource, span_attributes, span_events, span_links;
 
   ReadPool pool;
 
@@ -732,6 +736,69 @@ struct SqliteStore::Impl {
     return core::Status::Ok();
   }
 
+  // Deletes the stored span with the key (start, trace id, span id) of `sp`, if any: a
+  // read-only probe of spans_start (near its end), and a delete only when it finds one.
+  // REQUIRES: write_mu held, a transaction open.
+  core::Status ReplaceSpanLocked(const Span& sp, std::string_view trace, std::string_view span) {
+    Stmt& find = w.find_span;
+    find.Reset();
+    find.BindInt(1, sp.start_unix_nanos);
+    find.BindBlobStatic(2, trace);
+    find.BindBlobStatic(3, span);
+    const int rc = find.Step();
+    if (rc == SQLITE_ROW) {
+      const int64_t rowid = find.Int(0);
+      find.Reset();
+      Stmt& del = w.delete_span;
+      del.Reset();
+      del.BindInt(1, rowid);
+      return del.Run("replace");
+    }
+    if (rc != SQLITE_DONE) return SqliteError(writer.get(), rc, "find");
+    return core::Status::Ok();
+  }
+
+  // Writes one span inside the open transaction, replacing the stored span with its key
+  // (start, trace id, span id); the insert appends to the table and its indexes.
+  // `latest_start` is the latest start of any span in the table, this transaction's
+  // included (INT64_MIN when empty): a span starting after it cannot have a stored twin, so
+  // it skips the probe, as do all spans that arrive in start order. REQUIRES: write_mu held.
+  core::Status WriteSpanLocked(const Span& sp, int64_t& latest_start) {
+    const std::string_view trace(reinterpret_cast<const char*>(sp.trace_id.data()),
+                                 sp.trace_id.size());
+    const std::string_view span(reinterpret_cast<const char*>(sp.span_id.data()),
+                                sp.span_id.size());
+    if (sp.start_unix_nanos > latest_start) {
+      latest_start = sp.start_unix_nanos;
+    } else if (auto s = ReplaceSpanLocked(sp, trace, span); !s.ok()) {
+      return s;
+    }
+
+    internal::EncodeAttributes(sp.resource_attributes, span_resource);
+    internal::EncodeAttributes(sp.attributes, span_attributes);
+    internal::EncodeEvents(sp.events, span_events);
+    internal::EncodeLinks(sp.links, span_links);
+    Stmt& st = w.insert_span;
+    st.Reset();
+    st.BindBlobStatic(1, trace);
+    st.BindBlobStatic(2, span);
+    BindId(st, 3, sp.parent_span_id);
+    st.BindTextStatic(4, sp.name);
+    st.BindInt(5, static_cast<int64_t>(sp.kind));
+    st.BindTextStatic(6, sp.service);
+    st.BindTextStatic(7, sp.scope);
+    st.BindInt(8, sp.start_unix_nanos);
+    st.BindInt(9, sp.end_unix_nanos);
+    st.BindInt(10, static_cast<int64_t>(sp.status));
+    st.BindTextStatic(11, sp.status_message);
+    st.BindBlobStatic(12, span_resource);
+    st.BindBlobStatic(13, span_attributes);
+    st.BindBlobStatic(14, span_events);
+    st.BindBlobStatic(15, span_links);
+    st.BindInt(16, internal::LookupBucket(trace));
+    return st.Run("insert");
+  }
+
   // Deletes the rows of `table` with start_unix_nanos < cut, retention_batch_rows per
   // transaction (the write lock released in between). Returns the number removed.
   core::Result<int64_t> DeleteBefore(const std::string& table, int64_t cut) {
@@ -793,6 +860,7 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
   if (options.cache_kib_per_connection < 0) {
     problems.push_back("cache_kib_per_connection: must not be negative");
   }
+  if (options.writer_cache_kib < 0) problems.push_back("writer_cache_kib: must not be negative");
   if (options.mmap_bytes < 0) problems.push_back("mmap_bytes: must not be negative");
   if (options.max_percentile_values < 1) problems.push_back("max_percentile_values: must be >= 1");
   if (options.retention_batch_rows < 1) problems.push_back("retention_batch_rows: must be >= 1");
@@ -823,7 +891,12 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
   if (!writer.ok()) return writer.status();
   impl->writer = std::move(*writer);
   Db& w = impl->writer;
-  if (auto s = w.Exec(common, "configure " + path); !s.ok()) return s;
+  if (auto s = w.Exec(
+          common + "; PRAGMA cache_size = -" + std::to_string(impl->options.writer_cache_kib),
+          "configure " + path);
+      !s.ok()) {
+    return s;
+  }
   if (auto s = internal::Migrate(w, path); !s.ok()) return s;
   // NORMAL: a commit is in the WAL (in the OS) when it returns, so it survives the process
   // dying; FULL also fsyncs it. secure_delete: removed content (retention, rewrites) is
@@ -857,11 +930,15 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
             "response_text) VALUES (?1, ?2, ?3, ?4)"},
            {&ws.delete_content,
             "DELETE FROM call_content WHERE start_unix_nanos = ?1 AND request_id = ?2"},
-           {&ws.upsert_span,
-            "INSERT OR REPLACE INTO spans (trace_id, span_id, parent_span_id, name, kind, "
-            "service, scope, start_unix_nanos, end_unix_nanos, status, status_message, "
-            "resource_attributes, attributes, events, links) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-            "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"},
+           {&ws.find_span,
+            "SELECT rowid FROM spans WHERE start_unix_nanos = ?1 AND trace_id = ?2 AND span_id = "
+            "?3"},
+           {&ws.delete_span, "DELETE FROM spans WHERE rowid = ?1"},
+           {&ws.insert_span,
+            "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, scope, "
+            "start_unix_nanos, end_unix_nanos, status, status_message, resource_attributes, "
+            "attributes, events, links, trace_bucket) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+            "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"},
        }) {
     if (auto s = prepare(*stmt, sql); !s.ok()) {
       return core::Status(s.code(), path + ": " + s.message());
@@ -911,34 +988,21 @@ core::Status SqliteStore::WriteSpans(std::span<const Span> spans) {
   if (spans.empty()) return core::Status::Ok();
   std::lock_guard lock(impl_->write_mu);
   if (auto s = impl_->Begin(); !s.ok()) return s;
-  Stmt& st = impl_->w.upsert_span;
-  std::string resource, attributes, events, links;
+  Impl& m = *impl_;
+  // Read inside the write transaction, so that it covers every writer of the file.
+  auto latest =
+      m.writer.QueryInt("SELECT coalesce(max(start_unix_nanos), -9223372036854775808) FROM spans",
+                        "write_spans: latest start");
+  if (!latest.ok()) {
+    m.Rollback();
+    return latest.status();
+  }
+  int64_t latest_start = *latest;
   for (const Span& sp : spans) {
-    resource = storage::AttributesToJson(sp.resource_attributes);
-    attributes = storage::AttributesToJson(sp.attributes);
-    events = storage::EventsToJson(sp.events);
-    links = storage::LinksToJson(sp.links);
-    st.Reset();
-    st.BindBlob(1, std::span<const uint8_t>(sp.trace_id.data(), sp.trace_id.size()));
-    st.BindBlob(2, std::span<const uint8_t>(sp.span_id.data(), sp.span_id.size()));
-    BindId(st, 3, sp.parent_span_id);
-    st.BindTextStatic(4, sp.name);
-    st.BindInt(5, static_cast<int64_t>(sp.kind));
-    st.BindTextStatic(6, sp.service);
-    st.BindTextStatic(7, sp.scope);
-    st.BindInt(8, sp.start_unix_nanos);
-    st.BindInt(9, sp.end_unix_nanos);
-    st.BindInt(10, static_cast<int64_t>(sp.status));
-    st.BindTextStatic(11, sp.status_message);
-    st.BindTextStatic(12, resource);
-    st.BindTextStatic(13, attributes);
-    st.BindTextStatic(14, events);
-    st.BindTextStatic(15, links);
-    if (auto s =
-            st.Run("write_spans: span " + core::ToHex(sp.trace_id) + "/" + core::ToHex(sp.span_id));
-        !s.ok()) {
-      impl_->Rollback();
-      return s;
+    if (auto s = m.WriteSpanLocked(sp, latest_start); !s.ok()) {
+      m.Rollback();
+      return core::Status(s.code(), "write_spans: span " + core::ToHex(sp.trace_id) + "/" +
+                                        core::ToHex(sp.span_id) + ": " + s.message());
     }
   }
   return impl_->Commit();
@@ -1302,13 +1366,17 @@ core::Result<storage::TracePage> SqliteStore::ListTraces(const storage::TraceQue
     (*stmt)->Reset();
   }
   // The root of each listed trace: its earliest span in the range (smaller id on a tie).
+  // It starts at or after the trace's start in the range, so the bucket of spans_by_trace
+  // is read from there, in start order, up to the first span of the trace.
   Query root;
-  root << "SELECT name, service FROM spans WHERE trace_id = ? AND start_unix_nanos >= ?"
-          " AND start_unix_nanos < ? ORDER BY start_unix_nanos, span_id LIMIT 1";
+  root << "SELECT name, service FROM spans WHERE trace_bucket = ? AND trace_id = ?"
+          " AND start_unix_nanos >= ? AND start_unix_nanos < ? ORDER BY start_unix_nanos, span_id"
+          " LIMIT 1";
   for (storage::TraceSummary& t : page.traces) {
     if (t.span_count == 0) continue;
-    root.args = {Blob{std::vector<uint8_t>(t.trace_id.begin(), t.trace_id.end())},
-                 query.from_unix_nanos, query.to_unix_nanos};
+    root.args = {IdBucket(t.trace_id),
+                 Blob{std::vector<uint8_t>(t.trace_id.begin(), t.trace_id.end())},
+                 std::max(query.from_unix_nanos, t.start_unix_nanos), query.to_unix_nanos};
     auto stmt = (*lease)->Prepare(root);
     if (!stmt.ok()) return stmt.status();
     int rc = (*stmt)->Step();
@@ -1339,7 +1407,8 @@ core::Result<storage::TraceDetail> SqliteStore::GetTrace(const core::TraceId& tr
 
   Query spans;
   spans << "SELECT " << kSpanColumns
-        << " FROM spans WHERE trace_id = ? ORDER BY start_unix_nanos, span_id";
+        << " FROM spans WHERE trace_bucket = ? AND trace_id = ? ORDER BY start_unix_nanos, span_id";
+  spans.Add(IdBucket(trace_id));
   spans.Add(id);
   auto stmt = (*lease)->Prepare(spans);
   if (!stmt.ok()) return stmt.status();

@@ -28,8 +28,13 @@ struct SqliteOptions {
   // How long a statement waits for a lock another process holds (SQLite's busy timeout)
   // before failing with UNAVAILABLE. REQUIRES: >= 0.
   int64_t busy_timeout_ms = 5000;
-  // Page cache of each connection, in KiB (SQLite's cache_size). REQUIRES: >= 0.
+  // Page cache of each read connection, in KiB (SQLite's cache_size). REQUIRES: >= 0.
   int64_t cache_kib_per_connection = 64 * 1024;
+  // Page cache of the write connection, in KiB. Every commit updates each lookup index at up
+  // to 64 places (one per bucket) plus the table's tail; the writer keeps those pages and
+  // the interior pages above them cached, so that a commit reads none of them back from the
+  // file. Memory is only taken as pages are used. REQUIRES: >= 0.
+  int64_t writer_cache_kib = 256 * 1024;
   // Memory-mapped reads per connection, in bytes; 0 reads through the page cache only.
   // The mapping is address space, shared by every connection through the OS page cache.
   // REQUIRES: >= 0.

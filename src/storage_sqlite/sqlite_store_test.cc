@@ -6,14 +6,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "storage/store_contract.h"
+#include "storage_sqlite/schema.h"
+#include "storage_sqlite/span_codec.h"
+#include "storage_sqlite/sqlite_db.h"
 
 namespace llmscope::storage_sqlite {
 namespace {
@@ -166,6 +171,135 @@ TEST(SqliteStore, CreatesAVersionedWalSchemaWithIncrementalVacuum) {
   EXPECT_EQ(raw.Int("PRAGMA application_id"), 0x4c4c4d53);
   EXPECT_EQ(raw.Int("PRAGMA auto_vacuum"), 2);  // INCREMENTAL
   EXPECT_EQ(raw.Text("PRAGMA journal_mode"), "wal");
+}
+
+// A file written by schema version 1 (spans keyed by a unique (trace_id, span_id), their
+// attributes, events and links as JSON) opens as the current version with every span intact,
+// and a replay of a migrated span replaces it instead of adding a second one.
+TEST(SqliteStore, MigratesAVersionOneFileKeepingItsSpans) {
+  const std::string path = Dir().NewPath();
+  core::Span old;
+  old.trace_id = {0xab, 0x01};
+  old.span_id = {0xcd, 0x02};
+  old.parent_span_id = {0xef};
+  old.name = "chat gpt-4o";
+  old.kind = core::SpanKind::kClient;
+  old.service = "checkout";
+  old.scope = "openai";
+  old.start_unix_nanos = kBase;
+  old.end_unix_nanos = kBase + 1000;
+  old.status = core::SpanStatus::kError;
+  old.status_message = "boom";
+  old.resource_attributes = {{"service.name", std::string("checkout")}};
+  old.attributes = {{"gen_ai.request.model", std::string("gpt-4o")},
+                    {"n", int64_t{-7}},
+                    {"d", 0.5},
+                    {"b", true},
+                    {"arr", core::JsonText{"[1,\"x\"]"}}};
+  old.events = {{kBase + 5, "exception", {{"exception.message", std::string("boom")}}}};
+  old.links = {{core::TraceId{0x11}, core::SpanId{0x22}, {{"k", std::string("v")}}}};
+  {
+    auto db = internal::Db::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE(internal::Migrate(*db, path, 1).ok());
+    auto insert = internal::Stmt::Prepare(
+        db->get(),
+        "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, service, scope, "
+        "start_unix_nanos, end_unix_nanos, status, status_message, resource_attributes, "
+        "attributes, events, links) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+        "?13, ?14, ?15)",
+        false);
+    ASSERT_TRUE(insert.ok()) << insert.status().ToString();
+    const std::string resource = storage::AttributesToJson(old.resource_attributes);
+    const std::string attributes = storage::AttributesToJson(old.attributes);
+    const std::string events = storage::EventsToJson(old.events);
+    const std::string links = storage::LinksToJson(old.links);
+    insert->BindBlob(1, old.trace_id);
+    insert->BindBlob(2, old.span_id);
+    insert->BindBlob(3, old.parent_span_id);
+    insert->BindText(4, old.name);
+    insert->BindInt(5, static_cast<int64_t>(old.kind));
+    insert->BindText(6, old.service);
+    insert->BindText(7, old.scope);
+    insert->BindInt(8, old.start_unix_nanos);
+    insert->BindInt(9, old.end_unix_nanos);
+    insert->BindInt(10, static_cast<int64_t>(old.status));
+    insert->BindText(11, old.status_message);
+    insert->BindText(12, resource);
+    insert->BindText(13, attributes);
+    insert->BindText(14, events);
+    insert->BindText(15, links);
+    ASSERT_TRUE(insert->Run("insert a version 1 span").ok());
+  }
+  {
+    RawDb raw(path);
+    ASSERT_EQ(raw.Int("PRAGMA user_version"), 1);
+  }
+  auto store = OpenOrFail(OptionsFor(path));
+  ASSERT_NE(store, nullptr);
+  {
+    RawDb raw(path);
+    EXPECT_EQ(raw.Int("PRAGMA user_version"), SqliteStore::SchemaVersion());
+  }
+  auto trace = store->GetTrace(old.trace_id);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  ASSERT_EQ(trace->spans.size(), 1u);
+  EXPECT_EQ(trace->spans[0], old);
+  auto page = store->ListTraces(storage::TraceQuery{});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->traces.size(), 1u);
+  EXPECT_EQ(page->traces[0].root_name, "chat gpt-4o");
+  EXPECT_TRUE(page->traces[0].has_error);
+
+  // A replay of the migrated span (as an exporter retry sends it) replaces it.
+  core::Span replay = old;
+  replay.status = core::SpanStatus::kOk;
+  replay.attributes.push_back({"added", std::string("later")});
+  ASSERT_TRUE(store->WriteSpans(std::vector<core::Span>{replay}).ok());
+  trace = store->GetTrace(old.trace_id);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  ASSERT_EQ(trace->spans.size(), 1u);
+  EXPECT_EQ(trace->spans[0], replay);
+  auto stats = store->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->spans, 1);
+}
+
+// Attribute blobs round-trip byte-exactly, keep known and unknown keys and every value
+// kind apart, and a damaged blob is an error, never a crash or a wrong value.
+TEST(SpanCodec, RoundTripsExactlyAndRefusesDamagedBytes) {
+  core::Attributes attributes = {{"gen_ai.request.model", std::string("gpt-4o")},  // a known key
+                                 {"custom.key", std::string("h\xC3\xA9\n\x01")},
+                                 {"", std::string()},
+                                 {"i_min", std::numeric_limits<int64_t>::min()},
+                                 {"i_max", std::numeric_limits<int64_t>::max()},
+                                 {"whole", 2.0},
+                                 {"two", int64_t{2}},
+                                 {"negative_zero", -0.0},
+                                 {"f", false},
+                                 {"t", true},
+                                 {"map", core::JsonText{"{\"a\":[]}"}}};
+  std::string blob;
+  internal::EncodeAttributes(attributes, blob);
+  auto back = internal::DecodeAttributes(blob);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, attributes);
+  EXPECT_TRUE(std::signbit(std::get<double>((*back)[7].value)));
+
+  internal::EncodeAttributes({}, blob);
+  EXPECT_TRUE(blob.empty());
+  ASSERT_TRUE(internal::DecodeAttributes(blob).ok());
+  EXPECT_TRUE(internal::DecodeAttributes(blob)->empty());
+
+  internal::EncodeAttributes(attributes, blob);
+  for (size_t cut = 1; cut < blob.size(); ++cut) {
+    auto damaged = internal::DecodeAttributes(std::string_view(blob).substr(0, cut));
+    EXPECT_FALSE(damaged.ok()) << "truncated at " << cut;
+  }
+  EXPECT_FALSE(internal::DecodeAttributes(blob + "x").ok());
+  EXPECT_FALSE(internal::DecodeAttributes("\x01\x01\xff\x7f").ok());  // unknown key index
+  EXPECT_FALSE(internal::DecodeEvents("\x01\x05").ok());
+  EXPECT_FALSE(internal::DecodeLinks("\x01\x01\x00").ok());
 }
 
 TEST(SqliteStore, RefusesBadOptionsListingEachProblem) {
