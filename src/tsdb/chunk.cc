@@ -130,7 +130,7 @@ Chunk ChunkEncoder::Seal() const {
 
 void ChunkEncoder::Reset() { *this = ChunkEncoder(); }
 
-uint64_t ChunkIterator::ReadBits(int n) {
+[[gnu::always_inline]] inline uint64_t ChunkIterator::ReadBits(int n) {
   if (corrupt_ || bit_pos_ + static_cast<size_t>(n) > data_.size() * 8) {
     corrupt_ = true;
     return 0;
@@ -163,7 +163,7 @@ uint64_t ChunkIterator::ReadBits(int n) {
   return out;
 }
 
-uint64_t ChunkIterator::ReadUvarintAligned() {
+[[gnu::always_inline]] inline uint64_t ChunkIterator::ReadUvarintAligned() {
   encoding::Reader r(data_.substr(bit_pos_ / 8));
   const uint64_t v = r.Uvarint();
   if (!r.ok()) {
@@ -174,7 +174,7 @@ uint64_t ChunkIterator::ReadUvarintAligned() {
   return v;
 }
 
-bool ChunkIterator::Next() {
+[[gnu::always_inline]] inline bool ChunkIterator::Step() {
   if (corrupt_ || left_ == 0) return false;
   if (read_ == 0) {
     const uint64_t zz = ReadUvarintAligned();
@@ -224,7 +224,27 @@ bool ChunkIterator::Next() {
   return true;
 }
 
+bool ChunkIterator::Next() { return Step(); }
+
 double ChunkIterator::v() const { return std::bit_cast<double>(v_bits_); }
+
+template <typename P>
+bool ChunkIterator::AppendRange(int64_t from, int64_t to, std::vector<P>* out) {
+  // A local copy, so that the decoder's state stays in registers across the appends.
+  ChunkIterator it = *this;
+  bool ok = true;
+  while (it.Step()) {
+    // Samples are in time order: nothing later can be in range.
+    if (it.t_ > to) break;
+    if (it.t_ >= from) out->push_back(P{it.t_, std::bit_cast<double>(it.v_bits_)});
+  }
+  ok = !it.corrupt_;
+  *this = it;
+  return ok;
+}
+
+template bool ChunkIterator::AppendRange(int64_t, int64_t, std::vector<Sample>*);
+template bool ChunkIterator::AppendRange(int64_t, int64_t, std::vector<promql::Point>*);
 
 core::Result<Chunk> EncodeChunk(std::span<const Sample> samples) {
   if (samples.empty() || samples.size() > ChunkEncoder::kMaxSamples) {
