@@ -91,6 +91,39 @@ class Collector {
   bool unsorted_ = false;
 };
 
+// 64-bit keys (already hashes) to dense indexes: open addressing in one table sized for at
+// most `n` keys, so a lookup per input series allocates nothing.
+class KeyIndex {
+ public:
+  explicit KeyIndex(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    slots_.assign(cap, Slot{0, kEmpty});
+    mask_ = cap - 1;
+  }
+  // The index stored for `key`, or `next`, stored now (then `inserted` is true).
+  // REQUIRES: at most n distinct keys inserted, `next` != UINT32_MAX.
+  std::pair<uint32_t, bool> FindOrInsert(uint64_t key, uint32_t next) {
+    for (size_t i = (key ^ (key >> 29)) & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.index == kEmpty) {
+        s = Slot{key, next};
+        return {next, true};
+      }
+      if (s.key == key) return {s.index, false};
+    }
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  struct Slot {
+    uint64_t key;
+    uint32_t index;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
 // True when no two series can collide once __name__ is dropped: all share one name.
 bool SameMetricName(const Matrix& m) {
   for (size_t i = 1; i < m.size(); ++i) {
@@ -1018,18 +1051,18 @@ class Evaluator {
     std::vector<std::string> names = e.grouping;
     if (e.without) names.push_back(std::string(kMetricName));
     names = Sorted(std::move(names));
-    std::unordered_map<uint64_t, uint32_t> key_to_group;
+    KeyIndex key_to_group(in.size());
     std::vector<uint32_t> group_of(in.size());
     std::vector<Labels> group_labels;
     for (size_t i = 0; i < in.size(); ++i) {
       uint64_t key = (!e.without && names.empty()) ? 0 : in[i].labels.HashFor(names, !e.without);
-      auto [it, inserted] =
-          key_to_group.try_emplace(key, static_cast<uint32_t>(group_labels.size()));
+      auto [group, inserted] =
+          key_to_group.FindOrInsert(key, static_cast<uint32_t>(group_labels.size()));
       if (inserted) {
         group_labels.push_back(e.without ? in[i].labels.WithoutNames(names)
                                          : in[i].labels.KeepOnly(names));
       }
-      group_of[i] = it->second;
+      group_of[i] = group;
     }
 
     if (is_k) {

@@ -86,8 +86,16 @@ uint64_t Labels::HashFor(const std::vector<std::string>& sorted_names, bool incl
   uint64_t h = kSeed;
   size_t j = 0;
   for (const auto& l : *this) {
-    while (j < sorted_names.size() && sorted_names[j] < l.name) ++j;
-    bool listed = j < sorted_names.size() && sorted_names[j] == l.name;
+    // One three-way comparison per step: names are compared by memcmp, the cost here.
+    bool listed = false;
+    while (j < sorted_names.size()) {
+      const int c = sorted_names[j].compare(l.name);
+      if (c >= 0) {
+        listed = c == 0;
+        break;
+      }
+      ++j;
+    }
     if (listed == include) {
       h = Mix(h, l.name);
       h = Mix(h, l.value);

@@ -93,6 +93,10 @@ class ChunkIterator {
 
  private:
   bool Step();  // Next's body, inlined into AppendRange's loop
+  // Step for the third sample on, while at least kUncheckedBytes bytes remain: every field
+  // of one sample lies within them, so the reads need no bounds checks.
+  static constexpr size_t kUncheckedBytes = 32;
+  bool StepUnchecked();
   uint64_t ReadBits(int n);
   uint64_t ReadUvarintAligned();
 

@@ -477,8 +477,12 @@ ChunkSelection Db::SelectChunks(std::optional<std::string_view> metric_name,
   // References to the chunks of `tier` overlapping [lo, hi], which answer for that part.
   auto add_tier = [&sel](const TierData& tier, int64_t lo, int64_t hi) {
     if (lo > hi) return;
-    auto it = std::lower_bound(tier.sealed.begin(), tier.sealed.end(), lo,
-                               [](const Chunk& c, int64_t t) { return c.max_t < t; });
+    // Most queries read only the newest data: the last sealed chunk tells without a search.
+    auto it = tier.sealed.end();
+    if (!tier.sealed.empty() && tier.sealed.back().max_t >= lo) {
+      it = std::lower_bound(tier.sealed.begin(), tier.sealed.end(), lo,
+                            [](const Chunk& c, int64_t t) { return c.max_t < t; });
+    }
     for (; it != tier.sealed.end() && it->min_t <= hi; ++it) {
       sel.sealed_.push_back(it->data);
       sel.chunks_.push_back(
@@ -511,6 +515,8 @@ ChunkSelection Db::SelectChunks(std::optional<std::string_view> metric_name,
     if (metric_name.has_value()) {
       auto it = by_name_.find(std::string(*metric_name));
       if (it != by_name_.end()) {
+        sel.series_.reserve(it->second.size());
+        sel.chunks_.reserve(it->second.size());
         for (const MemSeries* s : it->second) visit(*s);
       }
     } else {

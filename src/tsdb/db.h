@@ -110,6 +110,9 @@ class ChunkSelection {
   size_t size() const { return series_.size(); }
   // Series i's label set, shared with the store (immutable; kept alive by the pointer).
   const std::shared_ptr<const Labels>& labels(size_t i) const { return series_[i].labels; }
+  // Moves series i's label set out (labels(i) is null afterwards): saves a reference count
+  // increment and decrement per series.
+  std::shared_ptr<const Labels> TakeLabels(size_t i) { return std::move(series_[i].labels); }
   // About how many samples series i has in the range (from the chunks' spans), to reserve.
   size_t EstimateSamples(size_t i) const;
   // Appends series i's samples in the range, sorted by time, stale markers included, as

@@ -59,7 +59,7 @@ core::Result<std::vector<promql::Labels>> DbQueryable::SelectSeries(
 core::Result<std::vector<promql::Series>> DbQueryable::Select(
     const std::vector<promql::LabelMatcher>& matchers, int64_t min_ms, int64_t max_ms) const {
   const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
-  const ChunkSelection sel =
+  ChunkSelection sel =
       db_.SelectChunks(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms);
   // Samples are decoded straight into the engine's points, and label sets are shared with
   // the store rather than copied.
@@ -72,7 +72,7 @@ core::Result<std::vector<promql::Series>> DbQueryable::Select(
       return core::Internal("malformed chunk in series " + LabelsToString(*sel.labels(i)));
     }
     if (series.points.empty()) continue;  // chunks overlap the range, no sample falls in it
-    series.labels = promql::Labels::FromShared(sel.labels(i));
+    series.labels = promql::Labels::FromShared(sel.TakeLabels(i));
     out.push_back(std::move(series));
     series = promql::Series();
   }
