@@ -126,8 +126,10 @@ class KeyIndex {
 
 // True when no two series can collide once __name__ is dropped: all share one name.
 bool SameMetricName(const Matrix& m) {
+  if (m.empty()) return true;
+  const std::string_view first = m[0].labels.Get(kMetricName);
   for (size_t i = 1; i < m.size(); ++i) {
-    if (m[i].labels.Get(kMetricName) != m[0].labels.Get(kMetricName)) return false;
+    if (m[i].labels.Get(kMetricName) != first) return false;
   }
   return true;
 }
