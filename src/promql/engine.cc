@@ -91,10 +91,45 @@ class Collector {
   bool unsorted_ = false;
 };
 
+// 64-bit keys (already hashes) to dense indexes: open addressing in one table sized for at
+// most `n` keys, so a lookup per input series allocates nothing.
+class KeyIndex {
+ public:
+  explicit KeyIndex(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    slots_.assign(cap, Slot{0, kEmpty});
+    mask_ = cap - 1;
+  }
+  // The index stored for `key`, or `next`, stored now (then `inserted` is true).
+  // REQUIRES: at most n distinct keys inserted, `next` != UINT32_MAX.
+  std::pair<uint32_t, bool> FindOrInsert(uint64_t key, uint32_t next) {
+    for (size_t i = (key ^ (key >> 29)) & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.index == kEmpty) {
+        s = Slot{key, next};
+        return {next, true};
+      }
+      if (s.key == key) return {s.index, false};
+    }
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  struct Slot {
+    uint64_t key;
+    uint32_t index;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
+
 // True when no two series can collide once __name__ is dropped: all share one name.
 bool SameMetricName(const Matrix& m) {
+  if (m.empty()) return true;
+  const std::string_view first = m[0].labels.Get(kMetricName);
   for (size_t i = 1; i < m.size(); ++i) {
-    if (m[i].labels.Get(kMetricName) != m[0].labels.Get(kMetricName)) return false;
+    if (m[i].labels.Get(kMetricName) != first) return false;
   }
   return true;
 }
@@ -178,13 +213,62 @@ class Evaluator {
       : q_(q), opt_(opt), query_start_(qstart), query_end_(qend) {}
 
   Matrix Eval(const Expr& e, const Grid& g) {
-    Matrix m = EvalNode(e, g);
+    Matrix m;
+    auto shared = shared_node_.empty() ? shared_node_.end() : shared_node_.find(&e);
+    if (shared != shared_node_.end()) {
+      // A common subexpression: evaluated once per grid, then answered from the copy.
+      auto [it, inserted] =
+          shared_value_.try_emplace(SharedKey{shared->second, g.start, g.end, g.step});
+      if (inserted) it->second = EvalNode(e, g);
+      m = it->second;
+    } else {
+      m = EvalNode(e, g);
+    }
     int64_t pts = 0;
     for (const auto& s : m) pts += static_cast<int64_t>(s.points.size());
     Account(pts);
     return m;
   }
 
+  // Finds the aggregations and function calls that occur more than once in `root` with the
+  // same text, such as `sum(rate(x[1h] offset 1d))` written twice in one rule: Eval then
+  // evaluates each once per grid. Equal text means equal results: a PromQL expression's
+  // value depends only on the data, the grid and the query's start and end, all fixed within
+  // one Evaluator. Only the outermost repeated node is cached (its inner nodes are never
+  // evaluated again); a repeated node inside a non-repeated one is found on its own.
+  void FindCommonSubexpressions(const Expr& root) {
+    std::vector<const Expr*> candidates;
+    Collect(root, &candidates);
+    if (candidates.size() < 2) return;
+    std::unordered_map<std::string, std::vector<const Expr*>> by_text;
+    for (const Expr* e : candidates) by_text[e->ToString()].push_back(e);
+    std::unordered_map<const Expr*, uint32_t> repeated;
+    uint32_t id = 0;
+    for (const auto& [text, nodes] : by_text) {
+      if (nodes.size() < 2) continue;
+      for (const Expr* e : nodes) repeated.emplace(e, id);
+      ++id;
+    }
+    if (!repeated.empty()) MarkOutermost(root, repeated);
+  }
+
+ private:
+  static void Collect(const Expr& e, std::vector<const Expr*>* out) {
+    if (e.kind == Expr::Kind::kAggregate || e.kind == Expr::Kind::kCall) out->push_back(&e);
+    for (const auto& a : e.args) Collect(*a, out);
+    if (e.param) Collect(*e.param, out);
+  }
+
+  void MarkOutermost(const Expr& e, const std::unordered_map<const Expr*, uint32_t>& repeated) {
+    if (auto it = repeated.find(&e); it != repeated.end()) {
+      shared_node_.emplace(&e, it->second);
+      return;
+    }
+    for (const auto& a : e.args) MarkOutermost(*a, repeated);
+    if (e.param) MarkOutermost(*e.param, repeated);
+  }
+
+ public:
   // A scalar-typed expression as one value per step.
   std::vector<double> EvalScalar(const Expr& e, const Grid& g) {
     Matrix m = Eval(e, g);
@@ -384,20 +468,27 @@ class Evaluator {
     return src;
   }
 
-  // Calls `fn(series index, step index, window)` for every non-empty window.
+  // Calls `fn(step index, window, reference time)` for every non-empty window of series si.
+  template <typename Fn>
+  void ForEachWindowOf(const RangeSource& src, size_t si, const Grid& g, Fn&& fn) {
+    const auto& pts = src.series[si].points;
+    size_t lo = 0, hi = 0;
+    for (int64_t i = 0; i < g.n(); ++i) {
+      int64_t ref = RefTime(src, g.At(i));
+      int64_t min = ref - src.range_ms;
+      while (hi < pts.size() && pts[hi].t <= ref) ++hi;
+      while (lo < hi && pts[lo].t <= min) ++lo;
+      if (lo >= hi) continue;
+      fn(i, std::span<const Point>(pts.data() + lo, hi - lo), ref);
+    }
+  }
+
+  // Calls `fn(series index, step index, window, reference time)` for every non-empty window.
   template <typename Fn>
   void ForEachWindow(const RangeSource& src, const Grid& g, Fn&& fn) {
     for (size_t si = 0; si < src.series.size(); ++si) {
-      const auto& pts = src.series[si].points;
-      size_t lo = 0, hi = 0;
-      for (int64_t i = 0; i < g.n(); ++i) {
-        int64_t ref = RefTime(src, g.At(i));
-        int64_t min = ref - src.range_ms;
-        while (hi < pts.size() && pts[hi].t <= ref) ++hi;
-        while (lo < hi && pts[lo].t <= min) ++lo;
-        if (lo >= hi) continue;
-        fn(si, i, std::span<const Point>(pts.data() + lo, hi - lo), ref);
-      }
+      ForEachWindowOf(src, si, g,
+                      [&](int64_t i, std::span<const Point> w, int64_t ref) { fn(si, i, w, ref); });
     }
   }
 
@@ -431,42 +522,51 @@ class Evaluator {
 
     RangeFunction fn = LookupRangeFunction(name);
     const bool keep_name = name == "last_over_time";
-    Matrix out(src.series.size());
     RangeArgs args;
     args.range_ms = src.range_ms;
-    ForEachWindow(src, g, [&](size_t si, int64_t i, std::span<const Point> w, int64_t ref) {
-      args.range_start_ms = ref - src.range_ms;
-      args.range_end_ms = ref;
-      args.eval_ms = g.At(i);
-      args.param = matrix_arg == 1                             ? scalars[0][static_cast<size_t>(i)]
-                   : scalars.size() > 1 && !scalars[1].empty() ? scalars[1][static_cast<size_t>(i)]
-                                                               : 0;
-      std::optional<double> v = fn(w, args);
-      if (v) out[si].points.push_back({g.At(i), *v});
-    });
+    // Each series' results replace its samples once its windows are done, reusing their
+    // storage: the input matrix becomes the output without an allocation per series.
+    Matrix& series = src.series;
+    std::vector<Point> results;
+    for (size_t si = 0; si < series.size(); ++si) {
+      results.clear();
+      ForEachWindowOf(src, si, g, [&](int64_t i, std::span<const Point> w, int64_t ref) {
+        args.range_start_ms = ref - src.range_ms;
+        args.range_end_ms = ref;
+        args.eval_ms = g.At(i);
+        args.param = matrix_arg == 1 ? scalars[0][static_cast<size_t>(i)]
+                     : scalars.size() > 1 && !scalars[1].empty()
+                         ? scalars[1][static_cast<size_t>(i)]
+                         : 0;
+        std::optional<double> v = fn(w, args);
+        if (v) results.push_back({g.At(i), *v});
+      });
+      series[si].points.assign(results.begin(), results.end());
+    }
     // Prometheus rejects equal output label sets from different inputs outright here.
     // Dropping the name cannot create a clash when every input has the same name (the
     // common `rate(metric[5m])`), so that case skips the label-set index.
-    const bool uniform = keep_name || SameMetricName(src.series);
-    Matrix result;
+    const bool uniform = keep_name || SameMetricName(series);
     if (uniform) {
-      for (size_t si = 0; si < out.size(); ++si) {
-        if (out[si].points.empty()) continue;
-        out[si].labels = keep_name ? std::move(src.series[si].labels)
-                                   : src.series[si].labels.WithoutMetricName();
-        result.push_back(std::move(out[si]));
+      size_t n = 0;
+      for (size_t si = 0; si < series.size(); ++si) {
+        if (series[si].points.empty()) continue;
+        if (!keep_name) series[si].labels = series[si].labels.WithoutMetricName();
+        if (n != si) series[n] = std::move(series[si]);
+        ++n;
       }
-      return result;
+      series.erase(series.begin() + static_cast<std::ptrdiff_t>(n), series.end());
+      return std::move(series);
     }
     Collector c;
     std::vector<char> used;
-    for (size_t si = 0; si < out.size(); ++si) {
-      if (out[si].points.empty()) continue;
-      size_t idx = c.Get(src.series[si].labels.WithoutMetricName());
+    for (size_t si = 0; si < series.size(); ++si) {
+      if (series[si].points.empty()) continue;
+      size_t idx = c.Get(series[si].labels.WithoutMetricName());
       if (idx < used.size() && used[idx]) Throw(kDupLabelset);
       used.resize(std::max(used.size(), idx + 1), 0);
       used[idx] = 1;
-      for (const auto& p : out[si].points) c.Add(idx, p.t, p.v);
+      for (const auto& p : series[si].points) c.Add(idx, p.t, p.v);
     }
     return c.Finish();
   }
@@ -953,18 +1053,18 @@ class Evaluator {
     std::vector<std::string> names = e.grouping;
     if (e.without) names.push_back(std::string(kMetricName));
     names = Sorted(std::move(names));
-    std::unordered_map<uint64_t, uint32_t> key_to_group;
+    KeyIndex key_to_group(in.size());
     std::vector<uint32_t> group_of(in.size());
     std::vector<Labels> group_labels;
     for (size_t i = 0; i < in.size(); ++i) {
       uint64_t key = (!e.without && names.empty()) ? 0 : in[i].labels.HashFor(names, !e.without);
-      auto [it, inserted] =
-          key_to_group.try_emplace(key, static_cast<uint32_t>(group_labels.size()));
+      auto [group, inserted] =
+          key_to_group.FindOrInsert(key, static_cast<uint32_t>(group_labels.size()));
       if (inserted) {
         group_labels.push_back(e.without ? in[i].labels.WithoutNames(names)
                                          : in[i].labels.KeepOnly(names));
       }
-      group_of[i] = it->second;
+      group_of[i] = group;
     }
 
     if (is_k) {
@@ -980,10 +1080,16 @@ class Evaluator {
       }
     }
 
+    // topk/bottomk output input series, through a Collector. Every other aggregation outputs
+    // one series per group straight into `out`: group label sets are distinct (equal sets
+    // have equal keys) and each group gets at most one point per step, in step order.
     Collector c;
-    std::vector<size_t> out_idx;
+    Matrix out;
     if (!is_k) {
-      for (auto& l : group_labels) out_idx.push_back(c.Get(std::move(l)));
+      out.resize(group_labels.size());
+      for (size_t gi = 0; gi < group_labels.size(); ++gi) {
+        out[gi].labels = std::move(group_labels[gi]);
+      }
     }
     std::vector<size_t> series_out(in.size(), SIZE_MAX);
     std::vector<Group> groups(group_labels.size());
@@ -1026,10 +1132,12 @@ class Evaluator {
       for (size_t gi = 0; gi < groups.size(); ++gi) {
         Group& gr = groups[gi];
         if (!gr.seen) continue;
-        c.Add(out_idx[gi], t, Finalize(e.agg, &gr, q));
+        out[gi].points.push_back({t, Finalize(e.agg, &gr, q)});
       }
     }
-    return c.Finish();
+    if (is_k) return c.Finish();
+    std::erase_if(out, [](const Series& s) { return s.points.empty(); });
+    return out;
   }
 
   static void Accumulate(AggOp op, Group* gr, double f, uint32_t si) {
@@ -1173,12 +1281,31 @@ class Evaluator {
     return c.Finish();
   }
 
+  struct SharedKey {
+    uint32_t id;
+    int64_t start, end, step;
+    bool operator==(const SharedKey&) const = default;
+  };
+  struct SharedKeyHash {
+    size_t operator()(const SharedKey& k) const {
+      uint64_t h = k.id;
+      for (int64_t v : {k.start, k.end, k.step}) {
+        h = (h ^ static_cast<uint64_t>(v)) * 0x9e3779b97f4a7c15ull;
+      }
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+
   const Queryable& q_;
   const EngineOptions& opt_;
   int64_t query_start_;
   int64_t query_end_;
   int64_t samples_ = 0;
   std::unique_ptr<Expr> time_vector_;
+  // Common subexpressions (FindCommonSubexpressions): node -> id of its text, and the value
+  // of each id per grid.
+  std::unordered_map<const Expr*, uint32_t> shared_node_;
+  std::unordered_map<SharedKey, Matrix, SharedKeyHash> shared_value_;
 };
 
 template <typename F>
@@ -1218,6 +1345,7 @@ core::Result<Value> Engine::EvalInstant(const Queryable& storage, const Expr& ex
                                         int64_t time_ms) const {
   return Guard([&]() -> core::Result<Value> {
     Evaluator ev(storage, options_, time_ms, time_ms);
+    ev.FindCommonSubexpressions(expr);
     const Expr& e = Unwrap(expr);
     switch (expr.type()) {
       case ValueType::kString:
@@ -1264,6 +1392,7 @@ core::Result<Value> Engine::EvalRange(const Queryable& storage, const Expr& expr
   }
   return Guard([&]() -> core::Result<Value> {
     Evaluator ev(storage, options_, start_ms, end_ms);
+    ev.FindCommonSubexpressions(expr);
     Matrix m = ev.Eval(expr, Grid{start_ms, end_ms, step_ms});
     SortMatrix(&m);
     return Value(std::move(m));

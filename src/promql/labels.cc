@@ -16,6 +16,24 @@ inline uint64_t Mix(uint64_t h, std::string_view s) {
   return h * 0xff51afd7ed558ccdull;
 }
 
+// Name equality and order with the first byte checked inline: label names mostly differ
+// there already, which saves a call to memcmp (a good part of grouping and lookups).
+inline bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && a == b));
+}
+inline int CompareName(std::string_view a, std::string_view b) {
+  if (!a.empty() && !b.empty() && a[0] != b[0]) {
+    return static_cast<unsigned char>(a[0]) < static_cast<unsigned char>(b[0]) ? -1 : 1;
+  }
+  return a.compare(b);
+}
+inline bool Listed(const std::vector<std::string>& names, std::string_view name) {
+  for (const auto& n : names) {
+    if (SameName(n, name)) return true;
+  }
+  return false;
+}
+
 void Normalize(std::vector<Label>* v) {
   std::stable_sort(v->begin(), v->end(),
                    [](const Label& a, const Label& b) { return a.name < b.name; });
@@ -35,35 +53,47 @@ void Normalize(std::vector<Label>* v) {
 
 }  // namespace
 
-Labels::Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) {
-  labels_.reserve(pairs.size());
-  for (const auto& [n, v] : pairs) labels_.push_back({std::string(n), std::string(v)});
-  Normalize(&labels_);
-}
-
-Labels Labels::FromVector(std::vector<Label> labels) {
+Labels Labels::Wrap(std::vector<Label> labels) {
   Labels l;
-  l.labels_ = std::move(labels);
-  Normalize(&l.labels_);
+  if (labels.empty()) return l;
+  l.last_ = static_cast<uint32_t>(labels.size());
+  l.pairs_ = std::make_shared<const std::vector<Label>>(std::move(labels));
   return l;
 }
 
-Labels Labels::FromSorted(std::vector<Label> labels) {
+Labels::Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) {
+  std::vector<Label> v;
+  v.reserve(pairs.size());
+  for (const auto& [n, val] : pairs) v.push_back({std::string(n), std::string(val)});
+  Normalize(&v);
+  *this = Wrap(std::move(v));
+}
+
+Labels Labels::FromVector(std::vector<Label> labels) {
+  Normalize(&labels);
+  return Wrap(std::move(labels));
+}
+
+Labels Labels::FromSorted(std::vector<Label> labels) { return Wrap(std::move(labels)); }
+
+Labels Labels::FromShared(std::shared_ptr<const std::vector<Label>> labels) {
   Labels l;
-  l.labels_ = std::move(labels);
+  if (labels == nullptr || labels->empty()) return l;
+  l.last_ = static_cast<uint32_t>(labels->size());
+  l.pairs_ = std::move(labels);
   return l;
 }
 
 std::string_view Labels::Get(std::string_view name) const {
-  for (const auto& l : labels_) {
-    if (l.name == name) return l.value;
+  for (const auto& l : *this) {
+    if (SameName(l.name, name)) return l.value;
   }
   return {};
 }
 
 uint64_t Labels::Hash() const {
   uint64_t h = kSeed;
-  for (const auto& l : labels_) {
+  for (const auto& l : *this) {
     h = Mix(h, l.name);
     h = Mix(h, l.value);
   }
@@ -73,9 +103,17 @@ uint64_t Labels::Hash() const {
 uint64_t Labels::HashFor(const std::vector<std::string>& sorted_names, bool include) const {
   uint64_t h = kSeed;
   size_t j = 0;
-  for (const auto& l : labels_) {
-    while (j < sorted_names.size() && sorted_names[j] < l.name) ++j;
-    bool listed = j < sorted_names.size() && sorted_names[j] == l.name;
+  for (const auto& l : *this) {
+    // One three-way comparison per step: names are compared by memcmp, the cost here.
+    bool listed = false;
+    while (j < sorted_names.size()) {
+      const int c = CompareName(sorted_names[j], l.name);
+      if (c >= 0) {
+        listed = c == 0;
+        break;
+      }
+      ++j;
+    }
     if (listed == include) {
       h = Mix(h, l.name);
       h = Mix(h, l.value);
@@ -84,68 +122,86 @@ uint64_t Labels::HashFor(const std::vector<std::string>& sorted_names, bool incl
   return h;
 }
 
+template <typename Keep>
+Labels Labels::Filter(Keep keep) const {
+  const size_t n = size();
+  size_t lo = 0;
+  while (lo < n && !keep((*this)[lo])) ++lo;
+  if (lo == n) return Labels();
+  size_t hi = lo + 1;
+  while (hi < n && keep((*this)[hi])) ++hi;
+  size_t next = hi;
+  while (next < n && !keep((*this)[next])) ++next;
+  if (next == n) {
+    // One contiguous run: a narrower view of the same pairs.
+    Labels out = *this;
+    out.first_ = first_ + static_cast<uint32_t>(lo);
+    out.last_ = first_ + static_cast<uint32_t>(hi);
+    return out;
+  }
+  std::vector<Label> out;
+  out.reserve(n - lo);
+  for (size_t i = lo; i < n; ++i) {
+    if (keep((*this)[i])) out.push_back((*this)[i]);
+  }
+  return Wrap(std::move(out));
+}
+
 Labels Labels::With(std::string_view name, std::string_view value) const {
-  Labels out;
-  out.labels_.reserve(labels_.size() + 1);
+  if (Get(name) == value) return *this;  // already so (an empty value: already absent)
+  std::vector<Label> out;
+  out.reserve(size() + 1);
   bool done = false;
-  for (const auto& l : labels_) {
+  for (const auto& l : *this) {
     if (!done && l.name >= name) {
       done = true;
-      if (!value.empty()) out.labels_.push_back({std::string(name), std::string(value)});
+      if (!value.empty()) out.push_back({std::string(name), std::string(value)});
       if (l.name == name) continue;
     }
-    out.labels_.push_back(l);
+    out.push_back(l);
   }
-  if (!done && !value.empty()) out.labels_.push_back({std::string(name), std::string(value)});
-  return out;
+  if (!done && !value.empty()) out.push_back({std::string(name), std::string(value)});
+  return Wrap(std::move(out));
 }
 
 Labels Labels::Without(std::string_view name) const {
-  Labels out;
-  out.labels_.reserve(labels_.size());
-  for (const auto& l : labels_) {
-    if (l.name != name) out.labels_.push_back(l);
-  }
-  return out;
+  return Filter([name](const Label& l) { return !SameName(l.name, name); });
 }
 
 Labels Labels::WithoutNames(const std::vector<std::string>& names) const {
-  Labels out;
-  out.labels_.reserve(labels_.size());
-  for (const auto& l : labels_) {
-    if (std::find(names.begin(), names.end(), l.name) == names.end()) out.labels_.push_back(l);
-  }
-  return out;
+  return Filter([&names](const Label& l) { return !Listed(names, l.name); });
 }
 
 Labels Labels::KeepOnly(const std::vector<std::string>& names) const {
-  Labels out;
-  for (const auto& l : labels_) {
-    if (std::find(names.begin(), names.end(), l.name) != names.end()) out.labels_.push_back(l);
-  }
-  return out;
+  return Filter([&names](const Label& l) { return Listed(names, l.name); });
+}
+
+bool Labels::operator==(const Labels& o) const {
+  if (size() != o.size()) return false;
+  if (pairs_ == o.pairs_ && first_ == o.first_) return true;
+  return std::equal(begin(), end(), o.begin());
 }
 
 std::string Labels::ToString() const {
   std::string s = "{";
-  for (size_t i = 0; i < labels_.size(); ++i) {
+  for (size_t i = 0; i < size(); ++i) {
     if (i > 0) s += ", ";
-    s += labels_[i].name;
+    s += (*this)[i].name;
     s += '=';
-    s += QuoteString(labels_[i].value);
+    s += QuoteString((*this)[i].value);
   }
   s += '}';
   return s;
 }
 
 int Labels::Compare(const Labels& a, const Labels& b) {
-  size_t n = std::min(a.labels_.size(), b.labels_.size());
+  size_t n = std::min(a.size(), b.size());
   for (size_t i = 0; i < n; ++i) {
-    if (int c = a.labels_[i].name.compare(b.labels_[i].name); c != 0) return c < 0 ? -1 : 1;
-    if (int c = a.labels_[i].value.compare(b.labels_[i].value); c != 0) return c < 0 ? -1 : 1;
+    if (int c = a[i].name.compare(b[i].name); c != 0) return c < 0 ? -1 : 1;
+    if (int c = a[i].value.compare(b[i].value); c != 0) return c < 0 ? -1 : 1;
   }
-  if (a.labels_.size() == b.labels_.size()) return 0;
-  return a.labels_.size() < b.labels_.size() ? -1 : 1;
+  if (a.size() == b.size()) return 0;
+  return a.size() < b.size() ? -1 : 1;
 }
 
 bool IsValidUtf8(std::string_view s) {

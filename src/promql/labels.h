@@ -19,12 +19,18 @@ struct Label {
   std::string name;
   std::string value;
   bool operator==(const Label&) const = default;
+  auto operator<=>(const Label&) const = default;
 };
 
 // A label set: name/value pairs sorted by name, names unique, no empty values (Prometheus
-// treats an empty value as an absent label). Short names and values stay in std::string's
-// inline buffer, so copying a typical set is one allocation.
-// Thread-safety: a value type; const methods may be called concurrently.
+// treats an empty value as an absent label). The pairs are immutable and shared: copying a
+// Labels copies a reference (no allocation), so a set can come from storage into a query
+// answer without being copied (FromShared). A Labels is a contiguous run of a shared pair
+// vector, so the derived sets that keep a contiguous run of the pairs (dropping __name__,
+// which sorts first in most sets, or the grouping labels of an aggregation, which are often
+// adjacent) share the pairs too; other derived sets get their own copy.
+// Thread-safety: a value type; const methods may be called concurrently, and copies may be
+// used and destroyed on different threads.
 class Labels {
  public:
   Labels() = default;
@@ -33,16 +39,17 @@ class Labels {
   static Labels FromVector(std::vector<Label> labels);
   // REQUIRES: `labels` already sorted by name, unique, without empty values.
   static Labels FromSorted(std::vector<Label> labels);
+  // Shares `labels` (null: the empty set). REQUIRES: as FromSorted, and never modified after.
+  static Labels FromShared(std::shared_ptr<const std::vector<Label>> labels);
 
   // The value of `name`, or "" when absent.
   std::string_view Get(std::string_view name) const;
   bool Has(std::string_view name) const { return !Get(name).empty(); }
-  bool empty() const { return labels_.empty(); }
-  size_t size() const { return labels_.size(); }
-  const Label& operator[](size_t i) const { return labels_[i]; }
-  std::vector<Label>::const_iterator begin() const { return labels_.begin(); }
-  std::vector<Label>::const_iterator end() const { return labels_.end(); }
-  const std::vector<Label>& pairs() const { return labels_; }
+  bool empty() const { return first_ == last_; }
+  size_t size() const { return last_ - first_; }
+  const Label& operator[](size_t i) const { return (*pairs_)[first_ + i]; }
+  const Label* begin() const { return pairs_ ? pairs_->data() + first_ : nullptr; }
+  const Label* end() const { return pairs_ ? pairs_->data() + last_ : nullptr; }
 
   // 64-bit hash of names and values; equal sets hash equally.
   uint64_t Hash() const;
@@ -59,13 +66,24 @@ class Labels {
   // Prometheus' text form: {a="1", b="2"} (every label inside the braces, Go-quoted).
   std::string ToString() const;
 
-  bool operator==(const Labels& o) const { return labels_ == o.labels_; }
+  bool operator==(const Labels& o) const;
   // Lexicographic by (name, value) pairs, then by length, as Prometheus' labels.Compare.
   static int Compare(const Labels& a, const Labels& b);
   bool operator<(const Labels& o) const { return Compare(*this, o) < 0; }
 
  private:
-  std::vector<Label> labels_;
+  // Wraps `labels` (as FromSorted), keeping null for an empty set.
+  static Labels Wrap(std::vector<Label> labels);
+  // The pairs `keep(label)` accepts: a narrower view when they are contiguous, else a copy.
+  // Defined and used in labels.cc only.
+  template <typename Keep>
+  Labels Filter(Keep keep) const;
+
+  // Null for an empty set, so that a default Labels costs no allocation. The set is
+  // (*pairs_)[first_, last_).
+  std::shared_ptr<const std::vector<Label>> pairs_;
+  uint32_t first_ = 0;
+  uint32_t last_ = 0;
 };
 
 struct LabelsHash {

@@ -77,6 +77,34 @@ TEST(LabelsTest, SortedHashAndFormat) {
   EXPECT_EQ(QuoteString("a\xc5z"), "\"a\\xc5z\"");
 }
 
+TEST(LabelsTest, DerivedSetsEqualTheirCopies) {
+  const Labels l{{"__name__", "m"}, {"a", "1"}, {"b", "2"}, {"c", "3"}};
+  // Views of a contiguous run (name first, grouping labels adjacent) and copies (a gap)
+  // must be indistinguishable: equality, hash, order, text, lookups.
+  const Labels no_name = l.WithoutMetricName();
+  EXPECT_EQ(no_name, (Labels{{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+  EXPECT_EQ(no_name.Hash(), (Labels{{"a", "1"}, {"b", "2"}, {"c", "3"}}).Hash());
+  EXPECT_EQ(no_name.ToString(), "{a=\"1\", b=\"2\", c=\"3\"}");
+  EXPECT_EQ(no_name.Get("__name__"), "");
+  EXPECT_EQ(no_name[0].name, "a");
+  const Labels middle = l.KeepOnly({"a", "b"});
+  EXPECT_EQ(middle, (Labels{{"a", "1"}, {"b", "2"}}));
+  EXPECT_EQ(middle.size(), 2u);
+  EXPECT_EQ(middle.Get("c"), "");
+  EXPECT_EQ(middle.HashFor({"a"}, true), (Labels{{"a", "1"}}).Hash());
+  const Labels gap = l.WithoutNames({"__name__", "b"});
+  EXPECT_EQ(gap, (Labels{{"a", "1"}, {"c", "3"}}));
+  EXPECT_TRUE(l.KeepOnly({"x"}).empty());
+  EXPECT_EQ(l.KeepOnly({"x"}), Labels());
+  EXPECT_EQ(middle.With("c", "3"), no_name);
+  EXPECT_EQ(no_name.Without("c"), middle);
+  EXPECT_LT(Labels::Compare(middle, no_name), 0);  // a prefix sorts first
+  EXPECT_EQ(Labels::Compare(no_name.KeepOnly({"a", "b"}), middle), 0);
+  // The source set is unchanged by any of it.
+  EXPECT_EQ(l.size(), 4u);
+  EXPECT_EQ(l.Get("__name__"), "m");
+}
+
 TEST(ParserTest, PrecedenceAndTypes) {
   auto e = ParseExpr("-2 ^ 2 * 3 + 1");
   ASSERT_TRUE(e.ok()) << e.status().message();
@@ -217,6 +245,56 @@ TEST_F(EngineTest, ConfigurableLookback) {
   auto w = engine_.InstantQuery(store_, "up", 45000);
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(std::get<Vector>(*w).size(), 1u);
+}
+
+// Counts the selections the engine makes.
+class CountingStorage : public Queryable {
+ public:
+  explicit CountingStorage(const Queryable& inner) : inner_(inner) {}
+  core::Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
+                                           int64_t min_ms, int64_t max_ms) const override {
+    ++selects;
+    return inner_.Select(matchers, min_ms, max_ms);
+  }
+  mutable int selects = 0;
+
+ private:
+  const Queryable& inner_;
+};
+
+TEST_F(EngineTest, RepeatedSubexpressionIsEvaluatedOnce) {
+  CountingStorage counting(store_);
+  // The shape of the request-rate rules: one aggregation written twice.
+  auto v = engine_.InstantQuery(counting,
+                                "sum(rate(req_total[5m] offset 2m)) / 2 < sum(rate(req_total[5m] "
+                                "offset 2m)) and sum(rate(req_total[5m] offset 2m)) > 0.5",
+                                600000);
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  ASSERT_EQ(std::get<Vector>(*v).size(), 1u);
+  EXPECT_DOUBLE_EQ(std::get<Vector>(*v)[0].v, 0.5);
+  EXPECT_EQ(counting.selects, 1);
+
+  // The same text at two grids (inside a subquery and outside it) is two evaluations, each
+  // with its own values.
+  counting.selects = 0;
+  auto r = engine_.InstantQuery(counting, "max_over_time(sum(req_total)[4m:1m]) - sum(req_total)",
+                                600000);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(std::get<Vector>(*r).size(), 1u);
+  EXPECT_DOUBLE_EQ(std::get<Vector>(*r)[0].v, 0);  // the subquery's max is the newest value
+  auto lag = engine_.InstantQuery(counting, "min_over_time(sum(req_total)[4m:1m]) - sum(req_total)",
+                                  600000);
+  ASSERT_TRUE(lag.ok()) << lag.status().message();
+  EXPECT_DOUBLE_EQ(std::get<Vector>(*lag)[0].v, -180);  // 3 steps of 60 back
+  EXPECT_EQ(counting.selects, 4);
+
+  // Different modifiers are different expressions.
+  counting.selects = 0;
+  auto d = engine_.InstantQuery(
+      counting, "sum(rate(req_total[5m])) - sum(rate(req_total[5m] offset 1m))", 600000);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_DOUBLE_EQ(std::get<Vector>(*d)[0].v, 0);
+  EXPECT_EQ(counting.selects, 2);
 }
 
 TEST(EnginePerfTest, RulePackOverTenThousandSeries) {

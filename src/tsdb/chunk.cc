@@ -130,7 +130,7 @@ Chunk ChunkEncoder::Seal() const {
 
 void ChunkEncoder::Reset() { *this = ChunkEncoder(); }
 
-uint64_t ChunkIterator::ReadBits(int n) {
+[[gnu::always_inline]] inline uint64_t ChunkIterator::ReadBits(int n) {
   if (corrupt_ || bit_pos_ + static_cast<size_t>(n) > data_.size() * 8) {
     corrupt_ = true;
     return 0;
@@ -163,7 +163,7 @@ uint64_t ChunkIterator::ReadBits(int n) {
   return out;
 }
 
-uint64_t ChunkIterator::ReadUvarintAligned() {
+[[gnu::always_inline]] inline uint64_t ChunkIterator::ReadUvarintAligned() {
   encoding::Reader r(data_.substr(bit_pos_ / 8));
   const uint64_t v = r.Uvarint();
   if (!r.ok()) {
@@ -174,7 +174,7 @@ uint64_t ChunkIterator::ReadUvarintAligned() {
   return v;
 }
 
-bool ChunkIterator::Next() {
+[[gnu::always_inline]] inline bool ChunkIterator::Step() {
   if (corrupt_ || left_ == 0) return false;
   if (read_ == 0) {
     const uint64_t zz = ReadUvarintAligned();
@@ -224,7 +224,103 @@ bool ChunkIterator::Next() {
   return true;
 }
 
+[[gnu::always_inline]] inline bool ChunkIterator::StepUnchecked() {
+  // REQUIRES: read_ >= 2, left_ > 0, !corrupt_, and kUncheckedBytes bytes from bit_pos_ / 8
+  // on. A sample takes at most 145 bits (a 68-bit delta of delta, a 77-bit value), and each
+  // read loads 8 bytes at the current byte: all within the 32 bytes.
+  const char* const p = data_.data();
+  size_t pos = bit_pos_;
+  // The next 57 or more bits, most significant first.
+  auto peek = [p, &pos]() {
+    uint64_t w;
+    std::memcpy(&w, p + (pos >> 3), sizeof w);
+    if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap64(w);
+    return w << (pos & 7);
+  };
+  auto take = [&](int n) {  // 1 <= n <= 64
+    if (n <= 57) {
+      const uint64_t v = peek() >> (64 - n);
+      pos += static_cast<size_t>(n);
+      return v;
+    }
+    const uint64_t hi = peek() >> (64 - (n - 32));
+    pos += static_cast<size_t>(n - 32);
+    const uint64_t lo = peek() >> 32;
+    pos += 32;
+    return (hi << 32) | lo;
+  };
+  uint64_t w = peek();
+  int64_t dod = 0;
+  if ((w >> 63) != 0) {
+    // '10', '110', '1110' then 14, 17 or 20 bits; '1111' then 64.
+    const int ones = std::countl_one(w);
+    int bits = 64;
+    if (ones < 4) {
+      bits = kBuckets[ones - 1].bits;
+      pos += static_cast<size_t>(ones + 1);
+    } else {
+      pos += 4;
+    }
+    const uint64_t raw = take(bits);
+    dod = static_cast<int64_t>(raw);
+    if (bits != 64 && raw > (uint64_t{1} << (bits - 1))) dod -= int64_t{1} << bits;
+  } else {
+    pos += 1;
+  }
+  delta_ = WrapAdd(delta_, dod);
+  t_ = WrapAdd(t_, delta_);
+  w = peek();
+  if ((w >> 63) != 0) {
+    if (((w >> 62) & 1) != 0) {
+      const auto leading = static_cast<uint8_t>((w >> 57) & 31);
+      int sig = static_cast<int>((w >> 51) & 63);
+      if (sig == 0) sig = 64;
+      pos += 13;
+      if (leading + sig > 64) {
+        corrupt_ = true;
+        bit_pos_ = pos;
+        return false;
+      }
+      leading_ = leading;
+      trailing_ = static_cast<uint8_t>(64 - leading - sig);
+    } else {
+      pos += 2;
+    }
+    v_bits_ ^= take(64 - leading_ - trailing_) << trailing_;
+  } else {
+    pos += 1;
+  }
+  bit_pos_ = pos;
+  ++read_;
+  --left_;
+  return true;
+}
+
+bool ChunkIterator::Next() { return Step(); }
+
 double ChunkIterator::v() const { return std::bit_cast<double>(v_bits_); }
+
+template <typename P>
+bool ChunkIterator::AppendRange(int64_t from, int64_t to, std::vector<P>* out) {
+  // A local copy, so that the decoder's state stays in registers across the appends.
+  ChunkIterator it = *this;
+  bool ok = true;
+  const size_t size = it.data_.size();
+  while (it.read_ >= 2 && it.left_ > 0 && !it.corrupt_ &&
+                 (it.bit_pos_ >> 3) + kUncheckedBytes <= size
+             ? it.StepUnchecked()
+             : it.Step()) {
+    // Samples are in time order: nothing later can be in range.
+    if (it.t_ > to) break;
+    if (it.t_ >= from) out->push_back(P{it.t_, std::bit_cast<double>(it.v_bits_)});
+  }
+  ok = !it.corrupt_;
+  *this = it;
+  return ok;
+}
+
+template bool ChunkIterator::AppendRange(int64_t, int64_t, std::vector<Sample>*);
+template bool ChunkIterator::AppendRange(int64_t, int64_t, std::vector<promql::Point>*);
 
 core::Result<Chunk> EncodeChunk(std::span<const Sample> samples) {
   if (samples.empty() || samples.size() > ChunkEncoder::kMaxSamples) {

@@ -84,7 +84,19 @@ class ChunkIterator {
   double v() const;
   bool corrupt() const { return corrupt_; }
 
+  // Reads the remaining samples and appends those with from <= t <= to to `out` as
+  // P{t, v}, in order; stops after the first sample past `to` (the rest is not read). False
+  // when the bytes read are malformed (corrupt() is then set). One loop with the bit reader
+  // inlined: the query path's decoder. Instantiated for tsdb::Sample and promql::Point.
+  template <typename P>
+  bool AppendRange(int64_t from, int64_t to, std::vector<P>* out);
+
  private:
+  bool Step();  // Next's body, inlined into AppendRange's loop
+  // Step for the third sample on, while at least kUncheckedBytes bytes remain: every field
+  // of one sample lies within them, so the reads need no bounds checks.
+  static constexpr size_t kUncheckedBytes = 32;
+  bool StepUnchecked();
   uint64_t ReadBits(int n);
   uint64_t ReadUvarintAligned();
 

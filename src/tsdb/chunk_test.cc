@@ -208,5 +208,49 @@ TEST(ChunkTest, MalformedBytesNeverCrash) {
   EXPECT_FALSE(DecodeChunk(garbage, 1000).ok());
 }
 
+// Next one sample at a time, keeping those in [from, to]: the reference for AppendRange.
+std::vector<Sample> NextInRange(std::string_view bytes, uint32_t n, int64_t from, int64_t to,
+                                bool* ok) {
+  std::vector<Sample> out;
+  ChunkIterator it(bytes, n);
+  while (it.Next()) {
+    if (it.t() > to) break;
+    if (it.t() >= from) out.push_back({it.t(), it.v()});
+  }
+  *ok = !it.corrupt();
+  return out;
+}
+
+TEST(ChunkTest, AppendRangeAgreesWithNextOnAnyBytes) {
+  // AppendRange has its own reader for the middle of a chunk (no bounds checks while 32
+  // bytes remain): on valid chunks, damaged ones and any range it must answer as Next does.
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    const int n = 1 + static_cast<int>(rng() % 300);
+    std::vector<Sample> in;
+    int64_t t = static_cast<int64_t>(rng() % 1'000'000);
+    for (int i = 0; i < n; ++i) {
+      t += round % 4 == 0 ? 15'000
+                          : 1 + static_cast<int64_t>(rng() % (round % 3 ? 60'000 : 1u << 30));
+      const double v = rng() % 3 == 0 ? std::bit_cast<double>(rng()) : std::floor(i * 1.5);
+      in.push_back({t, v});
+    }
+    auto chunk = EncodeChunk(in);
+    ASSERT_TRUE(chunk.ok());
+    std::string bytes(chunk->bytes());
+    if (round % 2 == 1) bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
+    if (round % 5 == 4) bytes.resize(rng() % bytes.size());
+    const int64_t from = in[rng() % in.size()].t_ms - static_cast<int64_t>(rng() % 2);
+    const int64_t to = rng() % 4 == 0 ? std::numeric_limits<int64_t>::max()
+                                      : from + static_cast<int64_t>(rng() % 10'000'000);
+    bool want_ok = false;
+    const std::vector<Sample> want = NextInRange(bytes, chunk->num_samples, from, to, &want_ok);
+    std::vector<Sample> got;
+    ChunkIterator it(bytes, chunk->num_samples);
+    EXPECT_EQ(it.AppendRange(from, to, &got), want_ok) << round;
+    ExpectBitExact(want, got);
+  }
+}
+
 }  // namespace
 }  // namespace llmscope::tsdb

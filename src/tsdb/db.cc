@@ -97,7 +97,8 @@ struct Db::TierData {
 struct Db::MemSeries {
   uint64_t id = 0;
   uint64_t hash = 0;
-  Labels labels;
+  // Shared with query answers (ChunkSelection), which may outlive the series; never null.
+  std::shared_ptr<const Labels> labels;
   int64_t last_t = kMinTime;
   TierData raw;
   TierData ds;
@@ -254,7 +255,7 @@ core::Status Db::LoadBlocks() {
 Db::MemSeries* Db::FindLocked(const Labels& labels, uint64_t hash) const {
   auto [begin, end] = by_hash_.equal_range(hash);
   for (auto it = begin; it != end; ++it) {
-    if (it->second->labels == labels) return it->second;
+    if (*it->second->labels == labels) return it->second;
   }
   return nullptr;
 }
@@ -264,8 +265,7 @@ Db::MemSeries* Db::CreateLocked(const Labels& labels, uint64_t hash) {
   auto s = std::make_unique<MemSeries>();
   s->id = next_series_id_++;
   s->hash = hash;
-  s->labels = labels;
-  s->labels.shrink_to_fit();
+  s->labels = std::make_shared<const Labels>(labels.begin(), labels.end());  // sized exactly
   MemSeries* raw = s.get();
   by_hash_.emplace(hash, raw);
   const std::string_view name = GetLabel(labels, kMetricNameLabel);
@@ -275,10 +275,10 @@ Db::MemSeries* Db::CreateLocked(const Labels& labels, uint64_t hash) {
     // insertion elsewhere moves the pointers after it, once per new series.
     auto& list = by_name_[std::string(name)];
     auto at = list.end();
-    if (!list.empty() && raw->labels < list.back()->labels) {
+    if (!list.empty() && *raw->labels < *list.back()->labels) {
       at = std::upper_bound(
           list.begin(), list.end(), raw,
-          [](const MemSeries* a, const MemSeries* b) { return a->labels < b->labels; });
+          [](const MemSeries* a, const MemSeries* b) { return *a->labels < *b->labels; });
     }
     list.insert(at, raw);
   }
@@ -294,7 +294,7 @@ void Db::RemoveLocked(MemSeries* s) {
       break;
     }
   }
-  const std::string_view name = GetLabel(s->labels, kMetricNameLabel);
+  const std::string_view name = GetLabel(*s->labels, kMetricNameLabel);
   if (!name.empty()) {
     auto it = by_name_.find(std::string(name));
     if (it != by_name_.end()) {
@@ -437,38 +437,113 @@ AppendStats Db::AppendBatch(std::span<const LabeledSample> samples) {
   return st;
 }
 
-core::Result<std::vector<SeriesData>> Db::Select(std::optional<std::string_view> metric_name,
-                                                 const SeriesFilter& filter, int64_t min_ms,
-                                                 int64_t max_ms) const {
-  struct Snapshot {
-    Labels labels;
-    std::vector<Chunk> ds;
-    std::vector<Chunk> raw;
-    int64_t raw_start;
+size_t ChunkSelection::EstimateSamples(size_t i) const {
+  double n = 0;
+  for (uint32_t k = series_[i].begin; k < series_[i].end; ++k) {
+    const ChunkRef& c = chunks_[k];
+    if (c.from <= c.min_t && c.max_t <= c.to) {
+      n += c.num_samples;
+    } else {
+      // The share of the chunk's span inside the range, assuming even spacing, plus slack.
+      const double span = static_cast<double>(c.max_t) - static_cast<double>(c.min_t);
+      const double in = static_cast<double>(std::min(c.max_t, c.to)) -
+                        static_cast<double>(std::max(c.min_t, c.from));
+      n +=
+          span > 0 ? std::min<double>(c.num_samples, c.num_samples * in / span + 2) : c.num_samples;
+    }
+  }
+  return static_cast<size_t>(n);
+}
+
+template <typename P>
+bool ChunkSelection::Decode(size_t i, std::vector<P>* out) const {
+  // Callers decode series in order: start loading the next series' sealed chunks.
+  if (i + 1 < series_.size()) {
+    for (uint32_t k = series_[i + 1].begin; k < series_[i + 1].end; ++k) {
+      if (chunks_[k].data != nullptr) __builtin_prefetch(chunks_[k].data);
+    }
+  }
+  for (uint32_t k = series_[i].begin; k < series_[i].end; ++k) {
+    const ChunkRef& c = chunks_[k];
+    const char* data = c.data != nullptr ? reinterpret_cast<const char*>(c.data)
+                                         : open_bytes_.data() + c.open_offset;
+    ChunkIterator it(std::string_view(data, c.size), c.num_samples);
+    if (!it.AppendRange(c.from, c.to, out)) return false;
+  }
+  return true;
+}
+
+template bool ChunkSelection::Decode(size_t, std::vector<Sample>*) const;
+template bool ChunkSelection::Decode(size_t, std::vector<promql::Point>*) const;
+
+ChunkSelection Db::SelectChunks(std::optional<std::string_view> metric_name,
+                                const SeriesFilter& filter, int64_t min_ms, int64_t max_ms) const {
+  ChunkSelection sel;
+  if (min_ms > max_ms) return sel;
+  // References to the chunks of `tier` overlapping [lo, hi], which answer for that part.
+  auto add_tier = [&sel](const TierData& tier, int64_t lo, int64_t hi) {
+    if (lo > hi) return;
+    // Most queries read only the newest data: the last sealed chunk tells without a search.
+    auto it = tier.sealed.end();
+    if (!tier.sealed.empty() && tier.sealed.back().max_t >= lo) {
+      it = std::lower_bound(tier.sealed.begin(), tier.sealed.end(), lo,
+                            [](const Chunk& c, int64_t t) { return c.max_t < t; });
+    }
+    for (; it != tier.sealed.end() && it->min_t <= hi; ++it) {
+      sel.sealed_.push_back(it->data);
+      sel.chunks_.push_back(
+          {it->data.get(), 0, it->size, it->num_samples, it->min_t, it->max_t, lo, hi});
+    }
+    const ChunkEncoder& open = tier.open;
+    if (!open.empty() && open.min_t() <= hi && open.max_t() >= lo) {
+      // The open chunk changes with the next append: its bytes are copied, into one buffer
+      // for the whole query.
+      const std::string_view bytes = open.bytes();
+      sel.chunks_.push_back({nullptr, sel.open_bytes_.size(), static_cast<uint32_t>(bytes.size()),
+                             open.num_samples(), open.min_t(), open.max_t(), lo, hi});
+      sel.open_bytes_.append(bytes);
+    }
   };
-  std::vector<Snapshot> snaps;
-  if (min_ms > max_ms) return std::vector<SeriesData>{};
   {
     std::shared_lock lock(mu_);
     auto visit = [&](const MemSeries& s) {
-      if (filter && !filter(s.labels)) return;
-      Snapshot snap;
+      if (filter && !filter(*s.labels)) return;
+      const auto begin = static_cast<uint32_t>(sel.chunks_.size());
       // The tier boundary: raw data from the retention cut-off (or the series' first raw
       // sample, if later) on; the downsampled tier before it. A fixed cut-off rather than
       // the first retained raw chunk keeps answers independent of how chunks were cut.
-      snap.raw_start = std::max(s.raw.MinTime(), raw_cutoff_);
-      s.raw.Collect(std::max(min_ms, snap.raw_start), max_ms, snap.raw);
-      if (snap.raw_start > min_ms) {
-        s.ds.Collect(min_ms, std::min(max_ms, snap.raw_start - 1), snap.ds);
-      }
-      if (snap.raw.empty() && snap.ds.empty()) return;
-      snap.labels = s.labels;
-      snaps.push_back(std::move(snap));
+      const int64_t raw_start = std::max(s.raw.MinTime(), raw_cutoff_);
+      if (raw_start > min_ms) add_tier(s.ds, min_ms, std::min(max_ms, raw_start - 1));
+      add_tier(s.raw, std::max(min_ms, raw_start), max_ms);
+      const auto end = static_cast<uint32_t>(sel.chunks_.size());
+      if (begin != end) sel.series_.push_back({s.labels, begin, end});
     };
     if (metric_name.has_value()) {
       auto it = by_name_.find(std::string(*metric_name));
       if (it != by_name_.end()) {
-        for (const MemSeries* s : it->second) visit(*s);
+        const std::vector<MemSeries*>& list = it->second;
+        sel.series_.reserve(list.size());
+        sel.chunks_.reserve(list.size());
+        // Series records lie scattered on the heap, and each visit follows three pointers
+        // from one (labels, sealed chunks, open chunk): prefetching records a few series
+        // ahead, and what they point to a little later, hides most of the cache misses.
+        constexpr size_t kRecordAhead = 8, kDataAhead = 4;
+        for (size_t k = 0; k < list.size(); ++k) {
+          if (k + kRecordAhead < list.size()) {
+            const char* r = reinterpret_cast<const char*>(list[k + kRecordAhead]);
+            for (size_t off = 0; off < sizeof(MemSeries); off += 64) __builtin_prefetch(r + off);
+          }
+          if (k + kDataAhead < list.size()) {
+            const MemSeries& ahead = *list[k + kDataAhead];
+            __builtin_prefetch(ahead.labels.get());
+            if (!ahead.raw.sealed.empty()) {
+              __builtin_prefetch(&ahead.raw.sealed.front());  // MinTime
+              __builtin_prefetch(&ahead.raw.sealed.back());
+            }
+            __builtin_prefetch(ahead.raw.open.bytes().data());
+          }
+          visit(*list[k]);
+        }
       }
     } else {
       for (const auto& [id, s] : series_) visit(*s);
@@ -476,39 +551,30 @@ core::Result<std::vector<SeriesData>> Db::Select(std::optional<std::string_view>
   }
   // A name's index list is in label order already (see CreateLocked).
   if (!metric_name.has_value()) {
-    std::sort(snaps.begin(), snaps.end(),
-              [](const Snapshot& a, const Snapshot& b) { return a.labels < b.labels; });
+    std::sort(sel.series_.begin(), sel.series_.end(),
+              [](const ChunkSelection::Entry& a, const ChunkSelection::Entry& b) {
+                return *a.labels < *b.labels;
+              });
   }
+  return sel;
+}
+
+core::Result<std::vector<SeriesData>> Db::Select(std::optional<std::string_view> metric_name,
+                                                 const SeriesFilter& filter, int64_t min_ms,
+                                                 int64_t max_ms) const {
+  const ChunkSelection sel = SelectChunks(metric_name, filter, min_ms, max_ms);
   // Decoding happens without the lock: the chunks are immutable and referenced.
   std::vector<SeriesData> out;
-  out.reserve(snaps.size());
-  for (Snapshot& snap : snaps) {
+  out.reserve(sel.size());
+  for (size_t i = 0; i < sel.size(); ++i) {
     SeriesData sd;
-    sd.labels = std::move(snap.labels);
-    // At most every sample of the chunks: one allocation instead of a doubling series.
-    size_t most = 0;
-    for (const auto* chunks : {&snap.ds, &snap.raw}) {
-      for (const Chunk& c : *chunks) most += c.num_samples;
+    sd.samples.reserve(sel.EstimateSamples(i));
+    if (!sel.Decode(i, &sd.samples)) {
+      return core::Internal("malformed chunk in series " + LabelsToString(*sel.labels(i)));
     }
-    sd.samples.reserve(most);
-    auto add = [&](const std::vector<Chunk>& chunks, int64_t from, int64_t below) -> bool {
-      const int64_t last = std::min(max_ms, below - 1);
-      for (const Chunk& c : chunks) {
-        ChunkIterator it(c);
-        while (it.Next()) {
-          // Chunks and their samples are in time order: nothing later can be in range.
-          if (it.t() > last) return true;
-          if (it.t() >= from) sd.samples.push_back({it.t(), it.v()});
-        }
-        if (it.corrupt()) return false;
-      }
-      return true;
-    };
-    if (!add(snap.ds, min_ms, snap.raw_start) ||
-        !add(snap.raw, std::max(min_ms, snap.raw_start), kMaxTime)) {
-      return core::Internal("malformed chunk in series " + LabelsToString(sd.labels));
-    }
-    if (!sd.samples.empty()) out.push_back(std::move(sd));
+    if (sd.samples.empty()) continue;
+    sd.labels = *sel.labels(i);
+    out.push_back(std::move(sd));
   }
   return out;
 }
@@ -520,8 +586,8 @@ std::vector<Labels> Db::Series(std::optional<std::string_view> metric_name,
     std::shared_lock lock(mu_);
     auto visit = [&](const MemSeries& s) {
       if (!s.raw.Overlaps(min_ms, max_ms) && !s.ds.Overlaps(min_ms, max_ms)) return;
-      if (filter && !filter(s.labels)) return;
-      out.push_back(s.labels);
+      if (filter && !filter(*s.labels)) return;
+      out.push_back(*s.labels);
     };
     if (metric_name.has_value()) {
       auto it = by_name_.find(std::string(*metric_name));
@@ -541,7 +607,7 @@ std::vector<std::string> Db::LabelNames(int64_t min_ms, int64_t max_ms) const {
   std::shared_lock lock(mu_);
   for (const auto& [id, s] : series_) {
     if (!s->raw.Overlaps(min_ms, max_ms) && !s->ds.Overlaps(min_ms, max_ms)) continue;
-    for (const Label& l : s->labels) {
+    for (const Label& l : *s->labels) {
       if (!names.contains(l.name)) names.insert(l.name);
     }
   }
@@ -554,7 +620,7 @@ std::vector<std::string> Db::LabelValues(std::string_view name, int64_t min_ms,
   std::shared_lock lock(mu_);
   for (const auto& [id, s] : series_) {
     if (!s->raw.Overlaps(min_ms, max_ms) && !s->ds.Overlaps(min_ms, max_ms)) continue;
-    const std::string_view v = GetLabel(s->labels, name);
+    const std::string_view v = GetLabel(*s->labels, name);
     if (!v.empty() && !values.contains(v)) values.emplace(v);
   }
   return {values.begin(), values.end()};
@@ -619,7 +685,7 @@ core::Status Db::Persist() {
     auto collect = [](const MemSeries& s, const TierData& tier, Pending& pending, Acks& acks) {
       if (tier.unpersisted == 0) return;
       BlockSeries bs;
-      bs.labels = s.labels;
+      bs.labels = *s.labels;
       bs.chunks.assign(tier.sealed.end() - tier.unpersisted, tier.sealed.end());
       pending.emplace_back(s.id, std::move(bs));
       acks.emplace_back(s.id, tier.unpersisted);
@@ -806,9 +872,12 @@ MemoryUsage Db::memory_usage() const {
       m.chunk_overhead_bytes +=
           t->open.HeapBytes() - std::min<uint64_t>(t->open.HeapBytes(), t->open.bytes().size());
     }
-    m.series_overhead_bytes +=
-        sizeof(MemSeries) + s->labels.capacity() * sizeof(Label) + kIndexBytesPerSeries;
-    for (const Label& l : s->labels) {
+    // The labels' shared block: the control block and vector header (make_shared), then the
+    // pairs.
+    constexpr uint64_t kSharedLabelsBytes = 16 + sizeof(Labels);
+    m.series_overhead_bytes += sizeof(MemSeries) + kSharedLabelsBytes +
+                               s->labels->capacity() * sizeof(Label) + kIndexBytesPerSeries;
+    for (const Label& l : *s->labels) {
       m.series_overhead_bytes += StringHeap(l.name) + StringHeap(l.value);
     }
   }

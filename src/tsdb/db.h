@@ -100,6 +100,47 @@ struct MemoryUsage {
   uint64_t series_overhead_bytes = 0;  // series records, label strings, indexes
 };
 
+// The series one query selected (Db::SelectChunks): their label sets, shared with the store,
+// and references to the chunks holding their samples in the range, taken under the store's
+// lock and decoded afterwards without it, straight into the caller's own sample type. Sealed
+// chunks are referenced, open chunks' bytes copied once into one buffer.
+// Thread-safety: immutable once returned; const methods may be called concurrently.
+class ChunkSelection {
+ public:
+  size_t size() const { return series_.size(); }
+  // Series i's label set, shared with the store (immutable; kept alive by the pointer).
+  const std::shared_ptr<const Labels>& labels(size_t i) const { return series_[i].labels; }
+  // Moves series i's label set out (labels(i) is null afterwards): saves a reference count
+  // increment and decrement per series.
+  std::shared_ptr<const Labels> TakeLabels(size_t i) { return std::move(series_[i].labels); }
+  // About how many samples series i has in the range (from the chunks' spans), to reserve.
+  size_t EstimateSamples(size_t i) const;
+  // Appends series i's samples in the range, sorted by time, stale markers included, as
+  // P{t_ms, v}. A series may have none (its chunks overlap the range but no sample falls in
+  // it). False if a chunk is malformed. P is Sample or promql::Point.
+  template <typename P>
+  bool Decode(size_t i, std::vector<P>* out) const;
+
+ private:
+  friend class Db;
+  struct ChunkRef {
+    const uint8_t* data;  // a sealed chunk's bytes; nullptr: at open_offset in open_bytes_
+    size_t open_offset;
+    uint32_t size;
+    uint32_t num_samples;
+    int64_t min_t, max_t;
+    int64_t from, to;  // the part of the range this chunk's tier answers for
+  };
+  struct Entry {
+    std::shared_ptr<const Labels> labels;
+    uint32_t begin, end;  // into chunks_
+  };
+  std::vector<std::shared_ptr<const uint8_t[]>> sealed_;  // keeps sealed chunks' bytes alive
+  std::string open_bytes_;
+  std::vector<ChunkRef> chunks_;
+  std::vector<Entry> series_;
+};
+
 // A predicate on a series' labels. Called under the store's shared lock: it must be quick
 // and must not call back into the Db. An empty function accepts every series.
 using SeriesFilter = std::function<bool(const Labels&)>;
@@ -155,6 +196,12 @@ class Db {
   core::Result<std::vector<SeriesData>> Select(std::optional<std::string_view> metric_name,
                                                const SeriesFilter& filter, int64_t min_ms,
                                                int64_t max_ms) const;
+  // Select's series as references to decode later (see ChunkSelection): the same series in
+  // the same order, each decoding to the samples Select returns for it; series whose chunks
+  // overlap the range without a sample in it are included (and decode to none). Holds the
+  // shared lock only to take the references.
+  ChunkSelection SelectChunks(std::optional<std::string_view> metric_name,
+                              const SeriesFilter& filter, int64_t min_ms, int64_t max_ms) const;
   // Label sets of the matching series with data overlapping [min_ms, max_ms] (chunk
   // granularity: a series whose chunk overlaps the range counts), sorted.
   std::vector<Labels> Series(std::optional<std::string_view> metric_name,

@@ -535,6 +535,36 @@ TEST_F(DbTest, CompactionMergesBlocksAndRetentionDeletesThem) {
   ExpectSameAnswer(before, SelectAll(*db));
 }
 
+TEST_F(DbTest, ChunkSelectionIsASnapshotThatOutlivesItsSeries) {
+  auto db = OpenMemory();
+  const int64_t t0 = NowMs(clock_);
+  const Labels x = L("x", {{"k", "v"}});
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(db->Append(x, t0 + i * 1000, i).ok());
+  // From inside the second sealed chunk into the open one (120 samples per chunk).
+  const ChunkSelection sel = db->SelectChunks("x", nullptr, t0 + 200'000, t0 + 250'000);
+  ASSERT_EQ(sel.size(), 1u);
+  EXPECT_EQ(*sel.labels(0), x);
+  EXPECT_GE(sel.EstimateSamples(0), 51u);
+
+  // Later appends change the open chunk; retention then drops the whole series.
+  for (int i = 300; i < 400; ++i) ASSERT_TRUE(db->Append(x, t0 + i * 1000, -i).ok());
+  clock_.Advance(std::chrono::hours(24 * 40));
+  db->Maintain();
+  ASSERT_EQ(db->stats().series, 0u);
+
+  // The selection still answers with what was stored when it was taken.
+  std::vector<Sample> got;
+  ASSERT_TRUE(sel.Decode(0, &got));
+  ASSERT_EQ(got.size(), 51u);
+  for (size_t j = 0; j < got.size(); ++j) {
+    EXPECT_EQ(got[j].t_ms, t0 + 200'000 + static_cast<int64_t>(j) * 1000);
+    EXPECT_EQ(got[j].v, 200.0 + static_cast<double>(j));
+  }
+  EXPECT_EQ(*sel.labels(0), x);
+  // The store itself no longer has the series.
+  EXPECT_EQ(db->SelectChunks("x", nullptr, t0, t0 + 500'000).size(), 0u);
+}
+
 TEST_F(DbTest, ConcurrentAppendsAndQueries) {
   auto db = OpenMemory();
   std::atomic<bool> done{false};

@@ -9,19 +9,17 @@
 
 #include "promql/value.h"
 
-// The TSDB's vocabulary: label sets, samples and the stale marker. The PromQL engine has
-// its own types (promql/labels.h, promql/value.h); the server adapts one to the other, so
-// this module never includes promql/ (same layer).
+// The TSDB's vocabulary: label sets, samples and the stale marker. A label pair is the
+// engine's (promql/labels.h); a label set here is a plain sorted vector of them, which
+// DbQueryable shares with the engine without copying.
 namespace llmscope::tsdb {
 
 // The label that carries the metric name, as in Prometheus.
 inline constexpr std::string_view kMetricNameLabel = "__name__";
 
-struct Label {
-  std::string name;
-  std::string value;
-  auto operator<=>(const Label&) const = default;
-};
+// The engine's pair type, so that a stored label set can be handed to a query without a copy
+// (promql::Labels::FromShared).
+using Label = promql::Label;
 
 // A label set: pairs sorted by name, names unique and non-empty, values non-empty (an empty
 // value means "absent", as in Prometheus). Build one with MakeLabels; Db rejects others.

@@ -7,38 +7,50 @@ namespace llmscope::tsdb {
 
 namespace {
 
-// The metric name an equality matcher fixes (the store's index), if any.
-std::optional<std::string_view> IndexedName(const std::vector<promql::LabelMatcher>& matchers) {
-  std::optional<std::string_view> name;
+// The equality matcher on __name__ that selects through the store's name index, if any (the
+// last one: every matcher must hold, so any of them would do).
+const promql::LabelMatcher* IndexedMatcher(const std::vector<promql::LabelMatcher>& matchers) {
+  const promql::LabelMatcher* found = nullptr;
   for (const auto& m : matchers) {
-    if (m.type() == promql::MatchType::kEqual && m.name() == "__name__") name = m.value();
+    if (m.type() == promql::MatchType::kEqual && m.name() == kMetricNameLabel) found = &m;
   }
-  return name;
+  return found;
 }
 
-SeriesFilter MatcherFilter(const std::vector<promql::LabelMatcher>& matchers) {
-  return [&matchers](const Labels& labels) {
-    for (const auto& m : matchers) {
-      if (!m.Matches(GetLabel(labels, m.name()))) return false;
+std::optional<std::string_view> NameOf(const promql::LabelMatcher* m) {
+  if (m == nullptr) return std::nullopt;
+  return std::string_view(m->value());
+}
+
+// Every matcher but the one the index answers already (`indexed`: the __name__ equality
+// matcher that selected through the name index, or null).
+SeriesFilter MatcherFilter(const std::vector<promql::LabelMatcher>& matchers,
+                           const promql::LabelMatcher* indexed) {
+  std::vector<const promql::LabelMatcher*> rest;
+  for (const auto& m : matchers) {
+    if (&m != indexed) rest.push_back(&m);
+  }
+  if (rest.empty()) return {};
+  return [rest = std::move(rest)](const Labels& labels) {
+    for (const promql::LabelMatcher* m : rest) {
+      if (!m->Matches(GetLabel(labels, m->name()))) return false;
     }
     return true;
   };
 }
 
 promql::Labels ToPromql(Labels labels) {
-  std::vector<promql::Label> out;
-  out.reserve(labels.size());
   // Both sides keep labels sorted by name with unique names: the order carries over.
-  for (auto& l : labels) out.push_back({std::move(l.name), std::move(l.value)});
-  return promql::Labels::FromSorted(std::move(out));
+  return promql::Labels::FromSorted(std::move(labels));
 }
 
 }  // namespace
 
 core::Result<std::vector<promql::Labels>> DbQueryable::SelectSeries(
     const std::vector<promql::LabelMatcher>& matchers, int64_t min_ms, int64_t max_ms) const {
+  const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
   std::vector<promql::Labels> out;
-  for (auto& l : db_.Series(IndexedName(matchers), MatcherFilter(matchers), min_ms, max_ms)) {
+  for (auto& l : db_.Series(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms)) {
     out.push_back(ToPromql(std::move(l)));
   }
   return out;
@@ -46,16 +58,23 @@ core::Result<std::vector<promql::Labels>> DbQueryable::SelectSeries(
 
 core::Result<std::vector<promql::Series>> DbQueryable::Select(
     const std::vector<promql::LabelMatcher>& matchers, int64_t min_ms, int64_t max_ms) const {
-  auto found = db_.Select(IndexedName(matchers), MatcherFilter(matchers), min_ms, max_ms);
-  if (!found.ok()) return found.status();
+  const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
+  ChunkSelection sel =
+      db_.SelectChunks(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms);
+  // Samples are decoded straight into the engine's points, and label sets are shared with
+  // the store rather than copied.
   std::vector<promql::Series> out;
-  out.reserve(found->size());
-  for (auto& s : *found) {
-    promql::Series series;
-    series.labels = ToPromql(std::move(s.labels));
-    series.points.reserve(s.samples.size());
-    for (const auto& p : s.samples) series.points.push_back({p.t_ms, p.v});
+  out.reserve(sel.size());
+  promql::Series series;
+  for (size_t i = 0; i < sel.size(); ++i) {
+    series.points.reserve(sel.EstimateSamples(i));
+    if (!sel.Decode(i, &series.points)) {
+      return core::Internal("malformed chunk in series " + LabelsToString(*sel.labels(i)));
+    }
+    if (series.points.empty()) continue;  // chunks overlap the range, no sample falls in it
+    series.labels = promql::Labels::FromShared(sel.TakeLabels(i));
     out.push_back(std::move(series));
+    series = promql::Series();
   }
   return out;
 }
