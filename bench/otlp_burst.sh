@@ -36,6 +36,6 @@ done
 echo "server pid $pid, idle rss $(awk '/VmRSS/{print $2}' /proc/$pid/status) KiB"
 "$BUILD/bench/otlp_burst" --port "$port" --pid "$pid" --senders "$SENDERS" --seconds "$SECONDS_" \
   || echo "otlp_burst: some requests failed or got an unexpected status" >&2
-sleep 2
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^llmscope_otlp_(requests|spans|rejected)[a-z_]*' | grep -v '^#' || true
+sleep 5  # let the store writer finish the accepted backlog
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^llmscope_(otlp_requests_total|storage_records_written_total|storage_records_dropped)' | grep -v '^#' || true
 echo "rss after the burst settled: $(awk '/VmRSS/{print $2}' /proc/$pid/status) KiB"
