@@ -1,7 +1,7 @@
-// OTLP end to end with the real OpenTelemetry JS SDK as the sender (lib/otel_app.cjs): a
-// RAG app exports its spans with the official OTLP exporters (HTTP protobuf, HTTP JSON and
-// gRPC, the last to otlp.grpc_listen), and
-// calls the LLM through llmscope's gateway with the official `openai` SDK wrapped by
+// OTLP end to end with the real OpenTelemetry JS SDK (`@opentelemetry/sdk-node`) as the sender
+// (lib/otel_app.cjs): a RAG app exports its spans with the official OTLP exporters (HTTP
+// protobuf, HTTP JSON and gRPC, the last to otlp.grpc_listen), and calls the LLM through
+// llmscope's gateway with the official `openai` SDK wrapped by
 // @opentelemetry/instrumentation-openai. Asserted:
 //   - every span is stored, and the trace is one tree: retrieval, rerank, the app's LLM span,
 //     its HTTP span, and under it the gateway's call with its own timings;

@@ -1,8 +1,9 @@
 // A small RAG application instrumented with the OpenTelemetry JS SDK, as a user would write
-// it: the official OTLP exporter (protobuf or JSON over HTTP, or gRPC) sends its spans to llmscope,
-// @opentelemetry/instrumentation-openai wraps the official `openai` SDK, and
-// @opentelemetry/instrumentation-undici propagates the W3C traceparent on fetch, so the call
-// the SDK makes through llmscope's gateway joins the application's trace.
+// it: `@opentelemetry/sdk-node`'s NodeSDK with the official OTLP exporter (protobuf or JSON over
+// HTTP, or gRPC) sends its spans to llmscope, @opentelemetry/instrumentation-openai wraps the
+// official `openai` SDK, and @opentelemetry/instrumentation-undici propagates the W3C
+// traceparent on fetch, so the call the SDK makes through llmscope's gateway joins the
+// application's trace.
 //
 // CommonJS on purpose: the instrumentations patch `openai` when it is require()d.
 //
@@ -10,12 +11,12 @@
 // (http://host:port of otlp.grpc_listen, for grpc), GATEWAY_URL, SERVICE, MODEL. Prints one
 // JSON line: {traceId, directSpanId}. Exits once every span is exported.
 
-const { context, propagation, trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
+const { trace, SpanKind, SpanStatusCode } = require('@opentelemetry/api');
 const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
 const { W3CTraceContextPropagator } = require('@opentelemetry/core');
 const { resourceFromAttributes } = require('@opentelemetry/resources');
-const { SimpleSpanProcessor, TracerProvider } = require('@opentelemetry/sdk-trace');
-const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+const { NodeSDK } = require('@opentelemetry/sdk-node');
+const { SimpleSpanProcessor } = require('@opentelemetry/sdk-trace');
 const { OpenAIInstrumentation } = require('@opentelemetry/instrumentation-openai');
 const { UndiciInstrumentation } = require('@opentelemetry/instrumentation-undici');
 
@@ -30,21 +31,27 @@ const EXPORTERS = {
 };
 const { OTLPTraceExporter } = EXPORTERS[EXPORTER]();
 
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
 // The gRPC exporter takes the server's address (plaintext for http://); the HTTP ones the
 // signal's full URL.
 const exporter = new OTLPTraceExporter(
   EXPORTER === 'grpc' ? { url: OTLP_GRPC_URL } : { url: `${OTLP_URL}/v1/traces` },
 );
-const provider = new TracerProvider({
+// One span per export request, so the test can count requests per transport.
+const processor = new SimpleSpanProcessor({ exporter });
+// No resource detectors: service.name is the only resource attribute the test relies on.
+// Empty metric readers and log processors: left unset, NodeSDK would start OTLP metric and log
+// exporters aimed at the default localhost:4318, which this test does not run.
+const sdk = new NodeSDK({
   resource: resourceFromAttributes({ 'service.name': SERVICE }),
-  spanProcessors: [new SimpleSpanProcessor({ exporter })],
-});
-trace.setGlobalTracerProvider(provider);
-registerInstrumentations({
+  autoDetectResources: false,
+  contextManager: new AsyncLocalStorageContextManager(),
+  textMapPropagator: new W3CTraceContextPropagator(),
+  spanProcessors: [processor],
+  metricReaders: [],
+  logRecordProcessors: [],
   instrumentations: [new OpenAIInstrumentation(), new UndiciInstrumentation()],
 });
+sdk.start();
 
 const OpenAI = require('openai');
 
@@ -93,8 +100,8 @@ async function main() {
     direct.end(start + 800);
     root.end();
   });
-  await provider.forceFlush();
-  await provider.shutdown();
+  await processor.forceFlush();
+  await sdk.shutdown();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
