@@ -46,7 +46,7 @@ bool GatewayCallIndex::Submit(core::LlmCall&& c) {
   if (core::IsValid(c.parent_span_id) && core::IsValid(c.trace_id) && !otlp::IsMappedFromSpan(c)) {
     const int64_t end = c.start_unix_nanos + std::max<int64_t>(c.end_nanos, 0);
     std::lock_guard lock(mu_);
-    by_trace_[c.trace_id].push_back({c.start_unix_nanos, end, c.requested_model});
+    by_trace_[c.trace_id].push_back({c.start_unix_nanos, end, c.requested_model, c.parent_span_id});
     order_.push_back(c.trace_id);
     while (order_.size() > capacity_) {
       auto it = by_trace_.find(order_.front());
@@ -67,13 +67,24 @@ bool GatewayCallIndex::Covers(const core::LlmCall& call) const {
   std::lock_guard lock(mu_);
   auto it = by_trace_.find(call.trace_id);
   if (it == by_trace_.end()) return false;
+  const Entry* match = nullptr;
   for (const Entry& e : it->second) {
-    if (e.start_ns >= start && e.end_ns <= end &&
+    if (core::IsValid(e.claimed_by)) {
+      if (e.claimed_by == call.span_id) return true;  // the same span again: an export retry
+      continue;
+    }
+    if (core::IsValid(call.span_id) && e.parent == call.span_id) {
+      match = &e;  // the gateway call continued this very span
+      break;
+    }
+    if (match == nullptr && e.start_ns >= start && e.end_ns <= end &&
         (call.requested_model.empty() || e.model == call.requested_model)) {
-      return true;
+      match = &e;
     }
   }
-  return false;
+  if (match == nullptr) return false;
+  match->claimed_by = call.span_id;
+  return true;
 }
 
 size_t GatewayCallIndex::size() const {

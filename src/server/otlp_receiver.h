@@ -52,7 +52,12 @@ class GatewayCallIndex final : public core::RecordSink {
 
   bool Submit(core::LlmCall&& call) override;
 
-  // Whether `call` (mapped from a span) is the application's view of an indexed call.
+  // Whether `call` (mapped from a span) is the application's view of an indexed call, and
+  // if so, claims that call for it. Each gateway call covers one span: the span it
+  // continued (its traceparent's span id) when that span is an LLM span, else the first LLM
+  // span in the same trace with the same requested model whose time contains it (within the
+  // slack). The span that claimed a call is covered again when it is sent again (an export
+  // retry); any other span is then counted as a call of its own.
   bool Covers(const core::LlmCall& call) const;
 
   size_t size() const;
@@ -62,6 +67,8 @@ class GatewayCallIndex final : public core::RecordSink {
     int64_t start_ns = 0;
     int64_t end_ns = 0;
     std::string model;
+    core::SpanId parent{};              // the client span the gateway call continued
+    mutable core::SpanId claimed_by{};  // the span it was matched to; zero: not yet
   };
   struct TraceHash {
     size_t operator()(const core::TraceId& id) const;

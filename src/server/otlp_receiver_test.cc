@@ -57,18 +57,70 @@ core::LlmCall AppView(uint8_t trace, int64_t start, int64_t duration, std::strin
 }
 
 TEST(GatewayCallIndexTest, CoversTheAppViewOfAGatewayCallInTheSameTrace) {
+  for (bool near_edge : {false, true}) {
+    CollectingSink next;
+    GatewayCallIndex index(next);
+    EXPECT_TRUE(index.Submit(GatewayCall(1, kT0 + kSecond / 10, kSecond / 2, "gpt-4o")));
+    ASSERT_EQ(next.calls.size(), 1u);  // passed on unchanged
+    EXPECT_EQ(index.size(), 1u);
+    auto view = [](uint8_t trace, int64_t start, int64_t duration, std::string model,
+                   uint8_t span) {
+      core::LlmCall c = AppView(trace, start, duration, std::move(model));
+      c.span_id = SpanOf(span);
+      return c;
+    };
+    EXPECT_FALSE(index.Covers(view(2, kT0, kSecond, "gpt-4o", 20)));                // another trace
+    EXPECT_FALSE(index.Covers(view(1, kT0, kSecond, "claude-3-5", 21)));            // another model
+    EXPECT_FALSE(index.Covers(view(1, kT0 + 3 * kSecond, kSecond, "gpt-4o", 22)));  // later
+    if (near_edge) {
+      // Within the one-second slack for clocks of different hosts.
+      EXPECT_TRUE(index.Covers(view(1, kT0 + kSecond / 2, kSecond / 20, "gpt-4o", 23)));
+    } else {
+      EXPECT_TRUE(index.Covers(view(1, kT0, kSecond, "gpt-4o", 24)));
+    }
+  }
+}
+
+// Two LLM spans of one trace, same model, same time: one went through the gateway (whose
+// call continued it), the other straight to a provider. One gateway call covers one span, so
+// one of them is counted as a call of its own in either order of arrival (before, every span
+// matching a gateway call was dropped as its duplicate); the span the gateway call continued
+// is the one covered whenever it arrives first or nothing else matched before it.
+TEST(GatewayCallIndexTest, EachGatewayCallCoversOneSpan) {
+  for (bool direct_first : {true, false}) {
+    CollectingSink next;
+    GatewayCallIndex index(next);
+    index.Submit(GatewayCall(1, kT0 + kSecond / 10, kSecond / 2, "gpt-4o", /*parent=*/5));
+    core::LlmCall via_gateway = AppView(1, kT0, kSecond, "gpt-4o");
+    via_gateway.span_id = SpanOf(5);
+    core::LlmCall direct = AppView(1, kT0, kSecond, "gpt-4o");
+    direct.span_id = SpanOf(6);
+    int covered = 0;
+    if (direct_first) {
+      covered += index.Covers(direct);
+      covered += index.Covers(via_gateway);
+    } else {
+      EXPECT_TRUE(index.Covers(via_gateway));
+      EXPECT_FALSE(index.Covers(direct));
+      covered = 1;
+      EXPECT_TRUE(index.Covers(via_gateway)) << "an export retry of the same span";
+    }
+    EXPECT_EQ(covered, 1) << (direct_first ? "direct span first" : "gateway's span first");
+  }
+  // A second gateway call in the trace covers the second span.
   CollectingSink next;
   GatewayCallIndex index(next);
-  EXPECT_TRUE(index.Submit(GatewayCall(1, kT0 + kSecond / 10, kSecond / 2, "gpt-4o")));
-  ASSERT_EQ(next.calls.size(), 1u);  // passed on unchanged
-  EXPECT_EQ(index.size(), 1u);
-
-  EXPECT_TRUE(index.Covers(AppView(1, kT0, kSecond, "gpt-4o")));
-  EXPECT_FALSE(index.Covers(AppView(2, kT0, kSecond, "gpt-4o")));                // another trace
-  EXPECT_FALSE(index.Covers(AppView(1, kT0, kSecond, "claude-3-5")));            // another model
-  EXPECT_FALSE(index.Covers(AppView(1, kT0 + 3 * kSecond, kSecond, "gpt-4o")));  // later
-  // Within the one-second slack for clocks of different hosts.
-  EXPECT_TRUE(index.Covers(AppView(1, kT0 + kSecond / 2, kSecond / 20, "gpt-4o")));
+  index.Submit(GatewayCall(2, kT0 + kSecond / 10, kSecond / 2, "gpt-4o", /*parent=*/4));
+  index.Submit(GatewayCall(2, kT0 + kSecond / 5, kSecond / 2, "gpt-4o", /*parent=*/3));
+  core::LlmCall a = AppView(2, kT0, kSecond, "gpt-4o");
+  a.span_id = SpanOf(5);
+  core::LlmCall b = AppView(2, kT0, kSecond, "gpt-4o");
+  b.span_id = SpanOf(6);
+  core::LlmCall c = AppView(2, kT0, kSecond, "gpt-4o");
+  c.span_id = SpanOf(8);
+  EXPECT_TRUE(index.Covers(a));
+  EXPECT_TRUE(index.Covers(b));
+  EXPECT_FALSE(index.Covers(c)) << "two gateway calls cover two spans, not three";
 }
 
 TEST(GatewayCallIndexTest, IndexesOnlyCallsThatContinuedAClientTraceAndStaysBounded) {
