@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <functional>
@@ -77,6 +78,17 @@ auto First(const core::Attributes& attrs, std::initializer_list<std::string_view
 }
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // ---- Vocabulary ------------------------------------------------------------------------
 
@@ -315,6 +327,7 @@ std::string ContentOf(const core::Span& span, std::initializer_list<std::string_
 struct Markers {
   bool openinference = false;
   bool openllmetry = false;
+  bool traceloop = false;     // traceloop.* attributes
   bool otel_current = false;  // gen_ai.provider.name
   bool otel_any = false;      // any gen_ai.* attribute
 };
@@ -323,13 +336,23 @@ Markers Scan(const core::Span& span) {
   Markers m;
   for (const auto& a : span.attributes) {
     std::string_view k = a.key;
-    if (k == "openinference.span.kind" || StartsWith(k, "llm.token_count.") ||
-        k == "llm.model_name" || k == "llm.invocation_parameters" || k == "llm.provider" ||
-        k == "llm.system") {
+    if (k == "openinference.span.kind") {
+      // Only its LLM and embedding spans are model calls; chain, retriever, tool, agent and
+      // other spans of an OpenInference app are not GenAI spans.
+      const auto* kind = std::get_if<std::string>(&a.value);
+      if (kind != nullptr &&
+          (EqualsIgnoreCase(*kind, "LLM") || EqualsIgnoreCase(*kind, "EMBEDDING"))) {
+        m.openinference = true;
+      }
+    } else if (StartsWith(k, "llm.token_count.") || k == "llm.model_name" ||
+               k == "llm.invocation_parameters" || k == "llm.provider" || k == "llm.system") {
       m.openinference = true;
-    } else if (k == "llm.request.type" || StartsWith(k, "llm.usage.") ||
-               StartsWith(k, "traceloop.") || k == "llm.is_streaming") {
+    } else if (k == "llm.request.type" || StartsWith(k, "llm.usage.") || k == "llm.is_streaming") {
       m.openllmetry = true;
+    } else if (StartsWith(k, "traceloop.")) {
+      // The Traceloop SDK's mark: its dialect when the span is a model call by any other
+      // marker; alone (workflow, task, agent and tool spans) it marks no model call.
+      m.traceloop = true;
     } else if (k == "gen_ai.provider.name") {
       m.otel_current = m.otel_any = true;
     } else if (StartsWith(k, "gen_ai.")) {
@@ -341,7 +364,7 @@ Markers Scan(const core::Span& span) {
 
 Dialect DialectOf(const Markers& m) {
   if (m.openinference) return Dialect::kOpenInference;
-  if (m.openllmetry) return Dialect::kOpenLlmetry;
+  if (m.openllmetry || (m.traceloop && m.otel_any)) return Dialect::kOpenLlmetry;
   if (m.otel_current) return Dialect::kOtelGenAi;
   if (m.otel_any) return Dialect::kOtelGenAiLegacy;
   return Dialect::kNone;

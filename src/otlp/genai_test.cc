@@ -434,6 +434,23 @@ TEST(DescribeDialect, EachDialect) {
   EXPECT_EQ(DescribeDialect(ol).dialect, Dialect::kOpenLlmetry);
   EXPECT_EQ(DescribeDialect(BaseSpan()), Conformance{});
   EXPECT_EQ(DialectName(Dialect::kOtelGenAiLegacy), "otel-genai-legacy");
+  // The other spans of instrumented apps are not GenAI spans, so conformance neither counts
+  // them nor lists GenAI attributes as missing from them.
+  core::Span workflow = BaseSpan();
+  Set(workflow, "traceloop.span.kind", S("workflow"));
+  Set(workflow, "traceloop.workflow.name", S("support-bot"));
+  EXPECT_EQ(DescribeDialect(workflow), Conformance{});
+  EXPECT_FALSE(MapGenAiSpan(workflow));
+  core::Span traceloop_llm = workflow;  // the SDK's model call: current attributes as well
+  Set(traceloop_llm, "gen_ai.provider.name", S("openai"));
+  Set(traceloop_llm, "gen_ai.request.model", S("gpt-4o"));
+  EXPECT_EQ(DescribeDialect(traceloop_llm).dialect, Dialect::kOpenLlmetry);
+  core::Span chain = BaseSpan();
+  Set(chain, "openinference.span.kind", S("CHAIN"));
+  EXPECT_EQ(DescribeDialect(chain), Conformance{});
+  core::Span llm = BaseSpan();
+  Set(llm, "openinference.span.kind", S("llm"));
+  EXPECT_EQ(DescribeDialect(llm).dialect, Dialect::kOpenInference);
 }
 
 TEST(ConformanceReport, CountsPerServiceAndBoundsServices) {
