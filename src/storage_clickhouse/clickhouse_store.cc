@@ -360,8 +360,9 @@ core::Status ClickHouseStore::WriteSpans(std::span<const core::Span> spans) {
 // ----- Calls ---------------------------------------------------------------------------------
 
 core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
-    const std::vector<CallKey>& keys, core::Nanos timeout) {
+    const std::vector<CallKey>& keys, core::Nanos timeout, std::vector<uint64_t>* versions) {
   std::vector<core::LlmCall> out;
+  if (versions != nullptr) versions->clear();
   if (keys.empty()) return out;
   // Read by primary key without FINAL (which would merge every column of every granule
   // read) and keep the highest version of each key here.
@@ -395,6 +396,7 @@ core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
     auto it = newest.find({k.start_unix_nanos, k.request_id});
     // Absent: removed by retention between the two reads; leave it out.
     if (it == newest.end()) continue;
+    if (versions != nullptr) versions->push_back(it->second.ver);
     out.push_back(std::move(it->second.call));
     newest.erase(it);
   }
@@ -403,6 +405,18 @@ core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
 
 core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQuery& q) {
   if (auto s = storage::Validate(q); !s.ok()) return s;
+  auto page = ListCallsPass(q, /*exact=*/false);
+  if (!page.ok()) return page.status();
+  if (*page) return std::move(**page);
+  page = ListCallsPass(q, /*exact=*/true);
+  if (!page.ok()) return page.status();
+  if (!*page) return core::Internal("clickhouse: the exact call list gave no page");
+  return std::move(**page);
+}
+
+core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
+    const storage::CallQuery& q, bool exact) {
+  const std::optional<storage::CallPage> kGiveUp;
   const std::string sort = SortExpr(q.sort);
   const char* dir = q.descending ? " DESC" : " ASC";
   std::string where = CallWhere(q.filter);
@@ -416,18 +430,32 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
     where += " AND (" + sort + op + v + " OR (" + sort + " = " + v + " AND request_id" + op +
              SqlString(cursor->request_id) + "))";
   }
-  // Two steps: the page's keys from a narrow FINAL read (dedup before filtering: a filter
-  // must see only the newest version of each call), then the page's rows by primary key.
+  // Two steps: the page's keys (and their sort values), then the page's rows by primary key.
+  //
+  // exact: the keys from a narrow FINAL read, deduplicated before filtering (a filter must
+  // see only the newest version of each call). FINAL merges every part of the range in one
+  // stream: about 100 ms per day of 333k calls on 2 cores.
+  //
+  // Otherwise the keys from a plain read of the same rows, which ClickHouse reads in
+  // parallel with the filter as PREWHERE (a fifth of FINAL's time). Its first limit + 1 rows
+  // are the page when they are distinct keys and each is its key's newest version (checked
+  // against the versions the second step reads): a key whose newest version passes the
+  // filter has that row among the rows read, so a key missing from the first rows sorts
+  // after them. Duplicates or an older version (a rewrite or replay not merged yet) make
+  // the pass give up, and the exact pass answers.
   std::vector<CallKey> keys;
   std::vector<std::variant<int64_t, double>> values;
+  std::vector<uint64_t> versions;
   auto read_keys = [&](const std::string& slice) -> core::Status {
     keys.clear();
     values.clear();
-    auto body =
-        Query("SELECT start_unix_nanos, request_id, " + sort + " FROM " + Table("calls") +
-                  " FINAL WHERE " + where + slice + " ORDER BY " + sort + dir + ", request_id" +
-                  dir + " LIMIT " + std::to_string(q.limit + 1) + " FORMAT RowBinary",
-              q.timeout);
+    versions.clear();
+    auto body = Query("SELECT start_unix_nanos, request_id, " + sort + ", " +
+                          (exact ? "toUInt64(0)" : "ver") + " FROM " + Table("calls") +
+                          (exact ? " FINAL" : "") + " WHERE " + where + slice + " ORDER BY " +
+                          sort + dir + ", request_id" + dir + " LIMIT " +
+                          std::to_string(q.limit + 1) + " FORMAT RowBinary",
+                      q.timeout);
     if (!body.ok()) return body.status();
     RowBinaryReader r(*body);
     while (!r.AtEnd()) {
@@ -439,6 +467,7 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
       } else {
         values.emplace_back(r.Int64());
       }
+      versions.push_back(r.UInt64());
       if (r.failed()) return Unreadable("call list");
       keys.push_back(std::move(k));
     }
@@ -447,9 +476,9 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
 
   // 18.16 cannot stop reading early in key order, so the newest page of a wide range would
   // read the whole range. A start-time page tries slices of the range from the page's edge
-  // (the cursor, the range's end, or the newest data) first, an hour, a day, 8 and 64 days:
-  // when a slice holds more rows than the page, they are exactly the page's rows, because
-  // every row outside the slice sorts after them.
+  // (the cursor, the range's end, or the newest stored call) first, an hour, a day, 8 and 64
+  // days: when a slice holds more rows than the page, they are exactly the page's rows,
+  // because every row outside the slice sorts after them.
   const int64_t from = q.filter.from_unix_nanos;
   const int64_t to = q.filter.to_unix_nanos;
   bool done = false;
@@ -457,15 +486,39 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
   if (q.sort == CallSort::kStartTime && !narrow) {
     auto partitions = DayPartitions("calls");
     if (!partitions.ok()) return partitions.status();
-    if (partitions->empty()) return storage::CallPage{};
+    if (partitions->empty()) return std::optional(storage::CallPage{});
     const int64_t first_day = partitions->begin()->first;
     const int64_t last_day = partitions->rbegin()->first;
     std::optional<int64_t> cursor_start;
     if (cursor) cursor_start = std::get<int64_t>(cursor->value);
+    // The newest (oldest) start stored before (from) `edge` in the newest (oldest) day: the
+    // edge partition may hold a few calls only (a day just begun), and slices measured from
+    // its boundary would then be nearly empty. One day's key column: a few ms.
+    auto stored_edge = [&](int64_t day, const std::string& bound) -> core::Result<int64_t> {
+      auto body = Query(std::string("SELECT ") + (q.descending ? "max" : "min") +
+                            "(start_unix_nanos), count() FROM " + Table("calls") +
+                            " WHERE day = " + SqlDate(day) + " AND " + bound + " FORMAT RowBinary",
+                        q.timeout);
+      if (!body.ok()) return body.status();
+      RowBinaryReader r(*body);
+      const int64_t v = r.Int64();
+      const uint64_t n = r.UInt64();
+      if (r.failed()) return Unreadable("page edge");
+      if (n == 0) return core::NotFound("");
+      return v;
+    };
     if (q.descending) {
       int64_t edge = to;  // exclusive
       if (cursor_start) edge = std::min(edge, SaturatingAdd(*cursor_start, 1));
       if (last_day < kLastDay) edge = std::min(edge, (last_day + 1) * kNanosPerDay);
+      if (!cursor_start && edge > last_day * kNanosPerDay) {
+        auto newest = stored_edge(last_day, "start_unix_nanos < " + SqlInt(edge));
+        if (newest.ok()) {
+          edge = SaturatingAdd(*newest, 1);
+        } else if (newest.status().code() != core::StatusCode::kNotFound) {
+          return newest.status();
+        }
+      }
       for (int64_t width : kPageWindows) {
         const int64_t lo = SaturatingAdd(edge, -width);
         if (lo <= from) break;
@@ -484,6 +537,14 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
       int64_t edge = from;  // inclusive
       if (cursor_start) edge = std::max(edge, *cursor_start);
       if (first_day > 0) edge = std::max(edge, first_day * kNanosPerDay);
+      if (!cursor_start && first_day < kLastDay && edge < (first_day + 1) * kNanosPerDay) {
+        auto oldest = stored_edge(first_day, "start_unix_nanos >= " + SqlInt(edge));
+        if (oldest.ok()) {
+          edge = *oldest;
+        } else if (oldest.status().code() != core::StatusCode::kNotFound) {
+          return oldest.status();
+        }
+      }
       for (int64_t width : kPageWindows) {
         const int64_t hi = SaturatingAdd(edge, width);
         if (hi >= to) break;
@@ -503,17 +564,35 @@ core::Result<storage::CallPage> ClickHouseStore::ListCalls(const storage::CallQu
   if (!done) {
     if (auto s = read_keys(""); !s.ok()) return s;
   }
+  if (!exact) {
+    std::set<std::pair<int64_t, std::string_view>> distinct;
+    for (const auto& k : keys) {
+      if (!distinct.emplace(k.start_unix_nanos, k.request_id).second) return kGiveUp;
+    }
+  }
 
+  // The rows of every key read, the one past the page too: the plain pass must know that
+  // it is current, or the page would carry a cursor to nothing.
+  std::vector<uint64_t> newest;
+  auto calls = FetchCalls(keys, q.timeout, &newest);
+  if (!calls.ok()) return calls.status();
   storage::CallPage page;
+  // `calls` follows `keys`, less the keys whose rows retention dropped in between.
+  size_t j = 0;
+  for (size_t i = 0; i < keys.size() && j < calls->size(); ++i) {
+    core::LlmCall& c = (*calls)[j];
+    if (c.start_unix_nanos != keys[i].start_unix_nanos || c.request_id != keys[i].request_id) {
+      continue;
+    }
+    if (!exact && newest[j] != versions[i]) return kGiveUp;
+    if (i < q.limit) page.calls.push_back(std::move(c));
+    ++j;
+  }
   if (keys.size() > q.limit) {
-    keys.resize(q.limit);
-    storage::CallCursor c{q.sort, q.descending, values[q.limit - 1], keys.back().request_id};
+    storage::CallCursor c{q.sort, q.descending, values[q.limit - 1], keys[q.limit - 1].request_id};
     page.next_cursor = storage::EncodeCallCursor(c);
   }
-  auto calls = FetchCalls(keys, q.timeout);
-  if (!calls.ok()) return calls.status();
-  page.calls = std::move(calls).value();
-  return page;
+  return std::optional(std::move(page));
 }
 
 core::Result<core::LlmCall> ClickHouseStore::GetCall(std::string_view request_id) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -94,8 +95,17 @@ class ClickHouseStore final : public storage::Store {
     int64_t start_unix_nanos = 0;
     std::string request_id;
   };
+  // In `keys` order; a key with no row (removed by retention meanwhile) is left out.
+  // `versions`, when given, receives each returned call's row version.
   core::Result<std::vector<core::LlmCall>> FetchCalls(const std::vector<CallKey>& keys,
-                                                      core::Nanos timeout);
+                                                      core::Nanos timeout,
+                                                      std::vector<uint64_t>* versions = nullptr);
+  // One way of answering ListCalls. exact: the page's keys from a FINAL read. Otherwise from
+  // a plain read (no merge, so parallel and with PREWHERE), which is the page only when its
+  // rows are distinct keys at their newest versions: nullopt when they are not (rewrites or
+  // replays still unmerged), and the exact way must answer.
+  core::Result<std::optional<storage::CallPage>> ListCallsPass(const storage::CallQuery& q,
+                                                               bool exact);
   // The active day partitions of `table`: first day -> its parts and rows.
   struct Partition {
     std::vector<std::string> parts;

@@ -5,12 +5,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "storage/store_contract.h"
@@ -269,6 +272,70 @@ TEST_F(ClickHouseStoreTest, RowsWrittenSeveralTimesBeforeAMergeCountOnce) {
   auto page = store_->ListCalls(q);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   EXPECT_EQ(page->calls.size(), 50u);
+}
+
+// A page's keys come from a plain read (no FINAL) unless its rows are not all current. Unmerged
+// rewrites that move calls in the sort order, into and out of a filter, and replays must
+// still page exactly as the newest versions alone would.
+TEST_F(ClickHouseStoreTest, PagesBeforeMergesListOnlyTheNewestVersionOfEachCall) {
+  std::vector<core::LlmCall> calls;
+  for (int i = 0; i < 40; ++i) {
+    core::LlmCall c = Call("p-" + std::to_string(i), kBase + (i % 20) * kDay / 10 + i);
+    c.user = i % 2 == 0 ? "even" : "odd";
+    c.cost_usd = 0.01 * i;
+    calls.push_back(c);
+  }
+  ASSERT_TRUE(store_->WriteCalls(calls).ok());
+  // Separate inserts, separate parts: every key below has two rows until a merge.
+  std::vector<core::LlmCall> rewrites;
+  for (int i = 0; i < 40; i += 3) {
+    core::LlmCall c = calls[i];
+    c.user = c.user == "even" ? "odd" : "even";  // leaves one filter, joins the other
+    c.cost_usd = 1.0 - 0.01 * i;                 // moves across the cost order
+    rewrites.push_back(c);
+    calls[i] = c;
+  }
+  ASSERT_TRUE(store_->WriteCalls(rewrites).ok());
+  const std::vector<core::LlmCall> replays = {calls[1], calls[2]};  // same content again
+  ASSERT_TRUE(store_->WriteCalls(replays).ok());
+  ASSERT_GT(QueryInt("SELECT toInt64(count()) FROM " + T("calls")), 40);
+
+  for (storage::CallSort sort : {storage::CallSort::kStartTime, storage::CallSort::kCost}) {
+    for (std::optional<std::string> user :
+         {std::optional<std::string>(), std::optional<std::string>("even")}) {
+      for (size_t limit : {size_t{1}, size_t{6}, size_t{100}}) {
+        SCOPED_TRACE((sort == storage::CallSort::kCost ? "cost" : "start") +
+                     std::string(user ? " even" : "") + " limit " + std::to_string(limit));
+        std::vector<const core::LlmCall*> want;
+        for (const auto& c : calls) {
+          if (!user || c.user == *user) want.push_back(&c);
+        }
+        std::sort(want.begin(), want.end(), [&](const core::LlmCall* a, const core::LlmCall* b) {
+          if (sort == storage::CallSort::kCost) {
+            return std::tie(*b->cost_usd, b->request_id) < std::tie(*a->cost_usd, a->request_id);
+          }
+          return std::tie(b->start_unix_nanos, b->request_id) <
+                 std::tie(a->start_unix_nanos, a->request_id);
+        });
+        std::vector<std::string> expected;
+        for (const auto* c : want) expected.push_back(c->request_id + "/" + c->user);
+        storage::CallQuery q;
+        q.sort = sort;
+        q.limit = limit;
+        q.filter.user = user;
+        std::vector<std::string> got;
+        for (int pages = 0; pages < 100; ++pages) {
+          auto page = store_->ListCalls(q);
+          ASSERT_TRUE(page.ok()) << page.status().ToString();
+          for (const auto& c : page->calls) got.push_back(c.request_id + "/" + c.user);
+          if (page->next_cursor.empty()) break;
+          ASSERT_EQ(page->calls.size(), limit);
+          q.cursor = page->next_cursor;
+        }
+        EXPECT_EQ(got, expected);
+      }
+    }
+  }
 }
 
 // Start-time pages read slices of the range (1, 8, 64 days from the page's edge) before the
