@@ -1187,6 +1187,8 @@ class Evaluator {
     std::vector<std::string> names = e.grouping;
     if (e.without) names.push_back(std::string(kMetricName));
     names = Sorted(std::move(names));
+    const bool by_name =
+        !e.without && std::binary_search(names.begin(), names.end(), std::string(kMetricName));
     const size_t n = static_cast<size_t>(g.n());
     struct Cell {
       double value = 0, kahan = 0;
@@ -1216,7 +1218,11 @@ class Evaluator {
           });
           if (results.empty()) return true;
           produced += static_cast<int64_t>(results.size());
-          const Labels out_labels = labels.WithoutMetricName();
+          // f drops __name__; grouping ignores it anyway unless `by` names it (`without`
+          // lists it), so the name-less set is only built for `by (__name__, ...)`.
+          Labels dropped;
+          if (by_name) dropped = labels.WithoutMetricName();
+          const Labels& out_labels = by_name ? dropped : labels;
           const uint64_t key =
               (!e.without && names.empty()) ? 0 : out_labels.HashFor(names, !e.without);
           auto [it, inserted] =
