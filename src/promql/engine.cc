@@ -471,7 +471,13 @@ class Evaluator {
   // Calls `fn(step index, window, reference time)` for every non-empty window of series si.
   template <typename Fn>
   void ForEachWindowOf(const RangeSource& src, size_t si, const Grid& g, Fn&& fn) {
-    const auto& pts = src.series[si].points;
+    ForEachWindowIn(src, src.series[si].points, g, std::forward<Fn>(fn));
+  }
+
+  // As ForEachWindowOf, over the samples `pts` (sorted, stale markers removed).
+  template <typename Fn>
+  void ForEachWindowIn(const RangeSource& src, const std::vector<Point>& pts, const Grid& g,
+                       Fn&& fn) {
     size_t lo = 0, hi = 0;
     for (int64_t i = 0; i < g.n(); ++i) {
       int64_t ref = RefTime(src, g.At(i));
@@ -1045,6 +1051,7 @@ class Evaluator {
 
   Matrix EvalAggregate(const Expr& e, const Grid& g) {
     if (e.agg == AggOp::kCountValues) return EvalCountValues(e, g);
+    if (Matrix fused; TryFusedSumOfRange(e, g, &fused)) return fused;
     std::vector<double> param;
     const bool is_k = e.agg == AggOp::kTopk || e.agg == AggOp::kBottomk;
     if (is_k || e.agg == AggOp::kQuantile) param = EvalScalar(*e.param, g);
@@ -1138,6 +1145,119 @@ class Evaluator {
     if (is_k) return c.Finish();
     std::erase_if(out, [](const Series& s) { return s.points.empty(); });
     return out;
+  }
+
+  // `sum [by|without (...)] (f(m[range]))`, f a one-argument range function such as rate,
+  // increase or irate, m a selector with an equality matcher on __name__: each series is
+  // decoded, run through f and added into its group's running sums one at a time
+  // (Queryable::SelectEach), without the intermediate vector's sample vectors, label sets
+  // and step cursor. The result is the general path's, bit for bit: every (group, step) adds
+  // its series in selection order with the same Kahan compensation, groups come in the order
+  // of their first series with a result, and samples count against max_samples as there (the
+  // selected samples, then f's results). One metric name means f's output cannot hold two
+  // series with one label set, so the general path's "same labelset" error cannot arise.
+  // Returns false, having evaluated nothing, for any other shape.
+  bool TryFusedSumOfRange(const Expr& e, const Grid& g, Matrix* out) {
+    if (e.agg != AggOp::kSum) return false;
+    const Expr& call = Unwrap(*e.args[0]);
+    if (call.kind != Expr::Kind::kCall || call.args.size() != 1) return false;
+    if (call.args[0]->type() != ValueType::kMatrix) return false;
+    // A repeated call is answered from Eval's cache; keep that.
+    if (!shared_node_.empty() && shared_node_.count(&call) > 0) return false;
+    const Expr& sel = Unwrap(*call.args[0]);
+    if (sel.kind != Expr::Kind::kMatrixSelector) return false;
+    const std::string_view name = call.func->name;
+    if (name == "last_over_time" || name == "absent_over_time") return false;
+    RangeFunction fn = LookupRangeFunction(name);
+    if (fn == nullptr) return false;
+    bool one_name = false;
+    for (const auto& m : sel.matchers) {
+      if (m.type() == MatchType::kEqual && m.name() == kMetricName) one_name = true;
+    }
+    if (!one_name) return false;
+
+    RangeSource src;
+    src.range_ms = sel.range_ms;
+    src.offset_ms = sel.offset_ms;
+    src.has_at = sel.at != AtKind::kNone;
+    if (src.has_at) src.at_ms = ResolveAt(sel);
+    const int64_t lo = RefTime(src, g.start) - src.range_ms + 1;
+    const int64_t hi = RefTime(src, g.At(g.n() - 1));
+
+    std::vector<std::string> names = e.grouping;
+    if (e.without) names.push_back(std::string(kMetricName));
+    names = Sorted(std::move(names));
+    const bool by_name =
+        !e.without && std::binary_search(names.begin(), names.end(), std::string(kMetricName));
+    const size_t n = static_cast<size_t>(g.n());
+    struct Cell {
+      double value = 0, kahan = 0;
+      bool seen = false;
+    };
+    std::vector<Cell> cells;  // group-major: group gi's steps at [gi * n, gi * n + n)
+    std::vector<Labels> group_labels;
+    std::unordered_map<uint64_t, uint32_t> group_of_key;
+    std::vector<std::pair<size_t, double>> results;  // (step index, f's value)
+    RangeArgs args;
+    args.range_ms = src.range_ms;
+    int64_t selected = 0, produced = 0;
+    core::Status st =
+        q_.SelectEach(sel.matchers, lo, hi, [&](const Labels& labels, std::vector<Point>* pts) {
+          selected += static_cast<int64_t>(pts->size());
+          // Over the limit: stop here; Account below reports it as Select would.
+          if (samples_ + selected > opt_.max_samples) return false;
+          std::erase_if(*pts, [](const Point& p) { return IsStaleNaN(p.v); });
+          if (pts->empty()) return true;
+          results.clear();
+          ForEachWindowIn(src, *pts, g, [&](int64_t i, std::span<const Point> w, int64_t ref) {
+            args.range_start_ms = ref - src.range_ms;
+            args.range_end_ms = ref;
+            args.eval_ms = g.At(i);
+            std::optional<double> v = fn(w, args);
+            if (v) results.emplace_back(static_cast<size_t>(i), *v);
+          });
+          if (results.empty()) return true;
+          produced += static_cast<int64_t>(results.size());
+          // f drops __name__; grouping ignores it anyway unless `by` names it (`without`
+          // lists it), so the name-less set is only built for `by (__name__, ...)`.
+          Labels dropped;
+          if (by_name) dropped = labels.WithoutMetricName();
+          const Labels& out_labels = by_name ? dropped : labels;
+          const uint64_t key =
+              (!e.without && names.empty()) ? 0 : out_labels.HashFor(names, !e.without);
+          auto [it, inserted] =
+              group_of_key.try_emplace(key, static_cast<uint32_t>(group_labels.size()));
+          if (inserted) {
+            group_labels.push_back(e.without ? out_labels.WithoutNames(names)
+                                             : out_labels.KeepOnly(names));
+            cells.resize(cells.size() + n);
+          }
+          Cell* row = cells.data() + static_cast<size_t>(it->second) * n;
+          for (const auto& [i, v] : results) {
+            Cell& c = row[i];
+            if (!c.seen) {
+              c = Cell{v, 0, true};
+            } else {
+              KahanInc(v, &c.value, &c.kahan);
+            }
+          }
+          return true;
+        });
+    if (!st.ok()) throw EvalError{st};
+    Account(selected);
+    Account(produced);
+    out->resize(group_labels.size());
+    for (size_t gi = 0; gi < group_labels.size(); ++gi) {
+      Series& s = (*out)[gi];
+      s.labels = std::move(group_labels[gi]);
+      const Cell* row = cells.data() + gi * n;
+      for (size_t i = 0; i < n; ++i) {
+        if (!row[i].seen) continue;
+        const double v = row[i].value;
+        s.points.push_back({g.At(static_cast<int64_t>(i)), std::isinf(v) ? v : v + row[i].kahan});
+      }
+    }
+    return true;
   }
 
   static void Accumulate(AggOp op, Group* gr, double f, uint32_t si) {

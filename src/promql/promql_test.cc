@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -295,6 +296,84 @@ TEST_F(EngineTest, RepeatedSubexpressionIsEvaluatedOnce) {
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_DOUBLE_EQ(std::get<Vector>(*d)[0].v, 0);
   EXPECT_EQ(counting.selects, 2);
+}
+
+// `sum(rate(m[5m]))` and its relatives take a fused path that adds each series' rate into
+// its group as the series is read; the same expression over a regex name matcher takes the
+// general path. Both must give the same series in the same order with bit-identical values,
+// and hit the sample limit alike.
+TEST(EngineFusedSumTest, EqualsTheGeneralPathBitForBit) {
+  MemoryStorage store;
+  for (int job = 0; job < 3; ++job) {
+    for (int inst = 0; inst < 4; ++inst) {
+      for (const char* le : {"0.1", "1", "+Inf"}) {
+        Labels l{{"__name__", "c_total"},
+                 {"inst", std::to_string(inst)},
+                 {"job", "j" + std::to_string(job)},
+                 {"le", le}};
+        double v = 0;
+        for (int64_t t = 0; t <= 1'200'000; t += 15'000) {
+          v += 0.1 * ((t / 15'000 + inst * 7 + job) % 11) + (le[0] == '+' ? 3 : le[0] == '1');
+          if (inst == 1 && t == 450'000) v = 0.3;  // a counter reset
+          if (inst == 2 && job == 1 && t > 900'000) {
+            store.Add(l, t, StaleNaN());  // the series went away
+            break;
+          }
+          if (inst == 3 && t % 60'000 != 0) continue;  // a sparser series
+          store.Add(l, t, v);
+        }
+      }
+    }
+  }
+  Engine engine;
+  EngineOptions small;
+  small.max_samples = 50;
+  Engine tiny(small);
+  for (std::string fused :
+       {"sum by (job) (rate(c_total[5m]))", "sum without (inst) (increase(c_total[10m] offset 3m))",
+        "sum(irate(c_total{job!=\"j2\"}[2m]))", "sum by (__name__) (rate(c_total[5m]))",
+        "histogram_quantile(0.9, sum by (le, job) (rate(c_total[5m])))",
+        "sum by (job) (delta(c_total[5m] @ 600))", "sum((rate(c_total[1m])))"}) {
+    std::string general = fused;
+    general.replace(general.find("c_total"), 7, "{__name__=~\"c_total\"}");
+    if (general.find("}{") != std::string::npos) {  // c_total{job!=...}: merge the matchers
+      general.replace(general.find("}{"), 2, ", ");
+    }
+    auto same = [&](const Matrix& a, const Matrix& b) {
+      ASSERT_EQ(a.size(), b.size()) << fused;
+      for (size_t i = 0; i < a.size(); ++i) {
+        EXPECT_EQ(a[i].labels, b[i].labels) << fused;
+        ASSERT_EQ(a[i].points.size(), b[i].points.size()) << fused;
+        for (size_t k = 0; k < a[i].points.size(); ++k) {
+          EXPECT_EQ(a[i].points[k].t, b[i].points[k].t) << fused;
+          EXPECT_EQ(std::bit_cast<uint64_t>(a[i].points[k].v),
+                    std::bit_cast<uint64_t>(b[i].points[k].v))
+              << fused << " at " << a[i].points[k].t;
+        }
+      }
+    };
+    auto rf = engine.RangeQuery(store, fused, 0, 1'200'000, 30'000);
+    auto rg = engine.RangeQuery(store, general, 0, 1'200'000, 30'000);
+    ASSERT_TRUE(rf.ok()) << fused << ": " << rf.status().message();
+    ASSERT_TRUE(rg.ok()) << general << ": " << rg.status().message();
+    ASSERT_FALSE(std::get<Matrix>(*rf).empty()) << fused;
+    same(std::get<Matrix>(*rf), std::get<Matrix>(*rg));
+    auto vf = engine.InstantQuery(store, fused, 1'200'000);
+    auto vg = engine.InstantQuery(store, general, 1'200'000);
+    ASSERT_TRUE(vf.ok() && vg.ok()) << fused;
+    const auto& a = std::get<Vector>(*vf);
+    const auto& b = std::get<Vector>(*vg);
+    ASSERT_EQ(a.size(), b.size()) << fused;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].labels, b[i].labels) << fused;
+      EXPECT_EQ(std::bit_cast<uint64_t>(a[i].v), std::bit_cast<uint64_t>(b[i].v)) << fused;
+    }
+    auto tf = tiny.RangeQuery(store, fused, 0, 1'200'000, 30'000);
+    auto tg = tiny.RangeQuery(store, general, 0, 1'200'000, 30'000);
+    ASSERT_FALSE(tf.ok()) << fused;
+    ASSERT_FALSE(tg.ok()) << general;
+    EXPECT_EQ(tf.status().message(), tg.status().message());
+  }
 }
 
 TEST(EnginePerfTest, RulePackOverTenThousandSeries) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -22,6 +23,15 @@ class Queryable {
   // Series without samples in the range may be left out. An error fails the query.
   virtual core::Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
                                                    int64_t min_ms, int64_t max_ms) const = 0;
+
+  // Select, one series at a time: calls `fn(labels, points)` for each series Select would
+  // return, in the same order, with the same samples. `points` is only valid during the call
+  // and `fn` may modify it (an implementation may reuse one buffer for every series). `fn`
+  // returns false to stop early. The default runs Select; an implementation that can decode
+  // series one by one overrides it to spare a sample vector per series.
+  using SeriesFn = std::function<bool(const Labels& labels, std::vector<Point>* points)>;
+  virtual core::Status SelectEach(const std::vector<LabelMatcher>& matchers, int64_t min_ms,
+                                  int64_t max_ms, const SeriesFn& fn) const;
 
   // The label sets of the series matching all `matchers` with data in [min_ms, max_ms],
   // without their samples (the series and label APIs). An implementation may decide "data

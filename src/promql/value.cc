@@ -29,6 +29,16 @@ std::string FormatFloat(double v) {
   return std::string(buf, r.ptr);
 }
 
+core::Status Queryable::SelectEach(const std::vector<LabelMatcher>& matchers, int64_t min_ms,
+                                   int64_t max_ms, const SeriesFn& fn) const {
+  auto series = Select(matchers, min_ms, max_ms);
+  if (!series.ok()) return series.status();
+  for (auto& s : *series) {
+    if (!fn(s.labels, &s.points)) break;
+  }
+  return core::Status::Ok();
+}
+
 core::Result<std::vector<Labels>> Queryable::SelectSeries(const std::vector<LabelMatcher>& matchers,
                                                           int64_t min_ms, int64_t max_ms) const {
   auto series = Select(matchers, min_ms, max_ms);

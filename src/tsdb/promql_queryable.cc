@@ -79,4 +79,21 @@ core::Result<std::vector<promql::Series>> DbQueryable::Select(
   return out;
 }
 
+core::Status DbQueryable::SelectEach(const std::vector<promql::LabelMatcher>& matchers,
+                                     int64_t min_ms, int64_t max_ms, const SeriesFn& fn) const {
+  const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
+  ChunkSelection sel =
+      db_.SelectChunks(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms);
+  std::vector<promql::Point> points;
+  for (size_t i = 0; i < sel.size(); ++i) {
+    points.clear();
+    if (!sel.Decode(i, &points)) {
+      return core::Internal("malformed chunk in series " + LabelsToString(*sel.labels(i)));
+    }
+    if (points.empty()) continue;  // as Select: no sample in the range
+    if (!fn(promql::Labels::FromShared(sel.TakeLabels(i)), &points)) break;
+  }
+  return core::Status::Ok();
+}
+
 }  // namespace llmscope::tsdb

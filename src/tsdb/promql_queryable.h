@@ -22,6 +22,9 @@ class DbQueryable final : public promql::Queryable {
   core::Result<std::vector<promql::Series>> Select(
       const std::vector<promql::LabelMatcher>& matchers, int64_t min_ms,
       int64_t max_ms) const override;
+  // Decodes the selected series one by one into one reused buffer.
+  core::Status SelectEach(const std::vector<promql::LabelMatcher>& matchers, int64_t min_ms,
+                          int64_t max_ms, const SeriesFn& fn) const override;
   // Through the store's index, without decoding samples: a series counts when one of its
   // chunks overlaps the range (Db::Series).
   core::Result<std::vector<promql::Labels>> SelectSeries(

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <random>
 #include <tuple>
@@ -47,6 +48,32 @@ TEST(DbQueryable, AnswersExactlyAsTheReferenceStorage) {
     }
   }
   DbQueryable queryable(**db);
+  // SelectEach hands over exactly Select's series, in its order, one at a time.
+  {
+    auto matchers = std::vector<promql::LabelMatcher>{
+        *promql::LabelMatcher::Make(promql::MatchType::kEqual, "__name__", "llm_requests_total")};
+    auto all = queryable.Select(matchers, now_ms - 1'200'000, now_ms);
+    ASSERT_TRUE(all.ok());
+    ASSERT_FALSE(all->empty());
+    size_t i = 0;
+    auto st = queryable.SelectEach(matchers, now_ms - 1'200'000, now_ms,
+                                   [&](const promql::Labels& l, std::vector<promql::Point>* pts) {
+                                     EXPECT_LT(i, all->size());
+                                     if (i >= all->size()) return false;
+                                     EXPECT_EQ(l, (*all)[i].labels);
+                                     EXPECT_EQ(pts->size(), (*all)[i].points.size());
+                                     for (size_t k = 0;
+                                          k < pts->size() && k < (*all)[i].points.size(); ++k) {
+                                       EXPECT_EQ((*pts)[k].t, (*all)[i].points[k].t);
+                                       EXPECT_EQ(std::bit_cast<uint64_t>((*pts)[k].v),
+                                                 std::bit_cast<uint64_t>((*all)[i].points[k].v));
+                                     }
+                                     ++i;
+                                     return true;
+                                   });
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(i, all->size());
+  }
   promql::Engine engine;
   for (const char* q :
        {"llm_requests_total", "sum by (model) (rate(llm_requests_total[5m]))",
