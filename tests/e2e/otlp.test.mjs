@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics,
+  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics, metricValue,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
@@ -82,16 +82,6 @@ function allCalls(t) {
   return out;
 }
 
-function metricValue(text, name, labels) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return sum;
-}
 
 describe('OTLP receiver with the OpenTelemetry JS SDK', () => {
   before(async () => {

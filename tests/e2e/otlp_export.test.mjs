@@ -10,21 +10,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { defaultConfig, postJson, startGateway, waitFor, withDiagnostics } from './lib/harness.mjs';
+import { defaultConfig, postJson, startGateway, waitFor, withDiagnostics, metricValue } from './lib/harness.mjs';
 
 let a;
 let b;
 
-function metricValue(text, name, labels = {}) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return sum;
-}
 
 async function flush(gw) {
   const r = await gw.api('/-/flush', { method: 'POST' });

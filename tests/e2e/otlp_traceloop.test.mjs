@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics,
+  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics, metricValue,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'traceloop_app.cjs');
@@ -61,16 +61,6 @@ function findSpan(nodes, pred) {
   return undefined;
 }
 
-function metricValue(text, name, labels) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return sum;
-}
 
 describe('OTLP receiver with the Traceloop (OpenLLMetry) SDK', () => {
   let app;
