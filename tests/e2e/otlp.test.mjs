@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics, metricValue,
+  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics, metricValue, runNodeScript,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
@@ -32,29 +32,10 @@ const EXPORTERS = ['proto', 'json', 'grpc'];
 
 // Runs the instrumented app once; resolves with what it printed ({traceId, ...}).
 function runApp(exporter, otlpUrl = gw.baseURL) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [APP], {
-      env: {
-        ...process.env, OTLP_URL: otlpUrl, OTLP_GRPC_URL: grpcURL, GATEWAY_URL: gw.baseURL,
-        EXPORTER: exporter, SERVICE: 'rag-app',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`otel app (${exporter}) exited ${code}:\n${err}`));
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()));
-      } catch (e) {
-        reject(new Error(`otel app printed no result: ${out}\n${err}`));
-      }
-    });
-  });
+  return runNodeScript(APP, {
+    OTLP_URL: otlpUrl, OTLP_GRPC_URL: grpcURL, GATEWAY_URL: gw.baseURL,
+    EXPORTER: exporter, SERVICE: 'rag-app',
+  }, `otel app (${exporter})`);
 }
 
 async function trace(traceId) {

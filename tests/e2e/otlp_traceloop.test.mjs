@@ -11,13 +11,12 @@
 //   - /api/v1/conformance names the dialect and counts only the model calls.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics, metricValue,
+  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics, metricValue, runNodeScript,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'traceloop_app.cjs');
@@ -27,29 +26,10 @@ let gw;
 let sim;
 
 function runApp() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [APP], {
-      env: {
-        ...process.env, OTLP_URL: gw.baseURL, GATEWAY_URL: gw.baseURL, DIRECT_URL: sim.baseURL,
-        SERVICE, MODEL: 'sim/gpt-4o-mini', DIRECT_MODEL: 'sim/gpt-4o',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`traceloop app exited ${code}:\n${err}`));
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()));
-      } catch (e) {
-        reject(new Error(`traceloop app printed no result: ${out}\n${err}`));
-      }
-    });
-  });
+  return runNodeScript(APP, {
+    OTLP_URL: gw.baseURL, GATEWAY_URL: gw.baseURL, DIRECT_URL: sim.baseURL,
+    SERVICE, MODEL: 'sim/gpt-4o-mini', DIRECT_MODEL: 'sim/gpt-4o',
+  }, 'traceloop app');
 }
 
 function findSpan(nodes, pred) {

@@ -406,3 +406,29 @@ export function metricValue(text, name, labels = {}) {
   }
   return sum;
 }
+
+// Runs a Node script once with `env` added to this process' environment, killed after 30 s;
+// resolves with the JSON of the last line it printed (its result), rejects naming `name`
+// when it exits non-zero or prints no JSON.
+export function runNodeScript(file, env, name) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`${name} exited ${code}:\n${err}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch (e) {
+        reject(new Error(`${name} printed no result: ${out}\n${err}`));
+      }
+    });
+  });
+}
