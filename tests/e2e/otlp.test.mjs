@@ -12,7 +12,7 @@
 //   - bad input gets OTLP's error responses, and partial success keeps the good spans.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
