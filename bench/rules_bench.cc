@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "promql/engine.h"
 #include "server/rules_setup.h"
+#include "split_mix64.h"
 #include "testing/fake_clock.h"
 #include "tsdb/db.h"
 #include "tsdb/labels.h"
@@ -56,21 +57,7 @@ constexpr double kTtftBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75
 constexpr double kTpotBounds[] = {0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04,
                                   0.05,  0.075,  0.1,   0.15,   0.2,  0.3,   0.5,  1,    2.5};
 
-// SplitMix64: deterministic, so the same history is built on every run.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t s_;
-};
+using Rng = bench::SplitMix64;
 
 std::string FormatLe(double b) {
   char buf[32];
@@ -89,7 +76,7 @@ struct Histogram {
   double sum = 0;
 
   void Observe(double n, Rng& rng, std::vector<tsdb::LabeledSample>& batch) {
-    const double m = mean * (0.8 + 0.4 * rng.Uniform());
+    const double m = mean * (0.8 + 0.4 * rng.Unit());
     for (size_t i = 0; i < bounds.size(); ++i) {
       counts[i] += n * (1 - std::exp(-bounds[i] / m));
       batch[first + i].v = std::floor(counts[i]);
@@ -174,11 +161,11 @@ History* BuildHistory() {
     Pair& pair = pairs[p];
     const std::string model = "model-" + std::to_string(p / 3);
     const std::string provider = kProviders[p % 3];
-    pair.rate = 0.2 + 4.0 * rng.Uniform();
+    pair.rate = 0.2 + 4.0 * rng.Unit();
     // Every 17th pair fails 3% of its calls (LLMHighErrorRate), every 23rd is slow.
     pair.error_ratio = p % 17 == 5 ? 0.03 : 0.002;
     const double slow = p % 23 == 7 ? 4.0 : 1.0;
-    pair.price = 0.002 + 0.02 * rng.Uniform();
+    pair.price = 0.002 + 0.02 * rng.Unit();
     for (int e = 0; e < 2; ++e) {
       auto& ep = pair.endpoints[e];
       const std::vector<tsdb::Label> base = {
@@ -234,15 +221,15 @@ History* BuildHistory() {
     for (Pair& pair : pairs) {
       double calls_total = 0;
       for (auto& ep : pair.endpoints) {
-        const double calls = std::floor(pair.rate * day * 15 * (0.5 + rng.Uniform()) / 2);
-        const double failed = std::floor(calls * pair.error_ratio * 2 * rng.Uniform() + 0.3);
+        const double calls = std::floor(pair.rate * day * 15 * (0.5 + rng.Unit()) / 2);
+        const double failed = std::floor(calls * pair.error_ratio * 2 * rng.Unit() + 0.3);
         const double limited = std::floor(failed / 2);
         ep.req[0] += calls - failed;
         ep.req[1] += limited;
         ep.req[2] += failed - limited;
         ep.err[0] += limited;
         ep.err[1] += failed - limited;
-        ep.err[2] += rng.Uniform() < 0.01 ? 1 : 0;
+        ep.err[2] += rng.Unit() < 0.01 ? 1 : 0;
         for (int i = 0; i < 3; ++i) {
           batch[ep.requests + i].v = ep.req[i];
           batch[ep.errors + i].v = ep.err[i];
@@ -252,8 +239,8 @@ History* BuildHistory() {
         calls_total += calls;
       }
       pair.tpot.Observe(calls_total, rng, batch);
-      const double in = std::floor(calls_total * (400 + 800 * rng.Uniform()));
-      const double out = std::floor(calls_total * (100 + 300 * rng.Uniform()));
+      const double in = std::floor(calls_total * (400 + 800 * rng.Unit()));
+      const double out = std::floor(calls_total * (100 + 300 * rng.Unit()));
       pair.tok[0] += in;
       pair.tok[1] += out;
       pair.tok[2] += std::floor(in * 0.3);

@@ -42,6 +42,7 @@
 #include "core/call_json.h"
 #include "core/llm_call.h"
 #include "core/status.h"
+#include "split_mix64.h"
 #include "storage/store.h"
 #include "storage_clickhouse/clickhouse_store.h"
 #include "storage_clickhouse/test_server.h"
@@ -68,23 +69,7 @@ struct Flags {
   uint64_t seed = 42;
 };
 
-// SplitMix64: small, fast and fully determined by its seed.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n).
-  uint64_t Below(uint64_t n) { return Next() % n; }
-  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t s_;
-};
+using Rng = bench::SplitMix64;
 
 struct Model {
   const char* name;
