@@ -18,6 +18,7 @@
 #include <future>
 #include <list>
 #include <mutex>
+#include <optional>
 
 namespace llmscope::http {
 
@@ -267,6 +268,39 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     }
   }
 
+  static bool ExpectsContinue(const beast::http::request<beast::http::string_body>& msg) {
+    auto it = msg.find(beast::http::field::expect);
+    return it != msg.end() && beast::iequals(it->value(), "100-continue");
+  }
+
+  // Copies the parsed request into `req`, reusing its buffers. The header views point into
+  // one block reserved to its final size first, so appending never moves what they see.
+  void FillRequest(beast::http::request<beast::http::string_body>& msg, bool too_large,
+                   Request& req) {
+    req.method_.assign(msg.method_string());
+    req.target_.assign(msg.target());
+    size_t total = 0;
+    for (const auto& f : msg) total += f.name_string().size() + f.value().size();
+    req.header_block_.clear();
+    req.header_block_.reserve(total);
+    req.headers_.clear();
+    for (const auto& f : msg) {
+      const size_t a = req.header_block_.size();
+      req.header_block_.append(f.name_string().data(), f.name_string().size());
+      const size_t b = req.header_block_.size();
+      req.header_block_.append(f.value().data(), f.value().size());
+      const std::string_view block(req.header_block_);
+      req.headers_.push_back({block.substr(a, b - a), block.substr(b, f.value().size())});
+    }
+    req.body_too_large_ = too_large;
+    if (too_large) {
+      req.body_.clear();
+    } else {
+      req.body_ = std::move(msg.body());
+    }
+    req.worker_ = worker_;
+  }
+
   Task<bool> SendError(int status, std::string_view message) {
     keep_alive_ = false;
     std::string body = "{\"error\":{\"message\":\"";
@@ -278,8 +312,11 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   }
 
   // Reads and serves one request. Returns false when the connection should close.
+  // The parser and the Request are members reused from request to request: the coroutine
+  // frame stays small (asio recycles frames of up to about 1 KiB per thread; larger ones
+  // take malloc's slow path on every request) and the Request keeps its buffers' capacity.
   Task<bool> ServeOne() {
-    beast::http::request_parser<beast::http::string_body> parser;
+    auto& parser = parser_.emplace();
     parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
     parser.body_limit(options_.max_body_bytes);
     auto [ec, n] = co_await beast::http::async_read_header(socket_, buffer_, parser, kNoThrow);
@@ -302,17 +339,16 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
       }
       co_return false;
     }
-    auto received = std::chrono::time_point_cast<core::Nanos>(std::chrono::steady_clock::now());
+    const auto received =
+        std::chrono::time_point_cast<core::Nanos>(std::chrono::steady_clock::now());
     in_handler_ = true;  // the idle timeout does not apply while a request is in progress
-    auto& hdr = parser.get();
     // REQUIRES for content_length(): a finished header, which a body_limit stop is not.
     if (!too_large && parser.is_header_done()) {
       if (auto len = parser.content_length(); len && *len > options_.max_body_bytes) {
         too_large = true;
       }
     }
-    if (auto it = hdr.find(beast::http::field::expect);
-        !too_large && it != hdr.end() && beast::iequals(it->value(), "100-continue")) {
+    if (!too_large && ExpectsContinue(parser.get())) {
       auto [wec, wn] = co_await asio::async_write(
           socket_, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), kNoThrow);
       if (wec) co_return false;
@@ -327,42 +363,19 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
       }
     }
 
-    Request req;
-    auto& msg = parser.get();
-    req.method_ = std::string(msg.method_string());
-    req.target_ = std::string(msg.target());
-    size_t total = 0;
-    for (const auto& f : msg) total += f.name_string().size() + f.value().size();
-    req.header_block_.reserve(total);
-    std::vector<std::pair<size_t, size_t>> offs;
-    for (const auto& f : msg) {
-      size_t a = req.header_block_.size();
-      req.header_block_.append(f.name_string().data(), f.name_string().size());
-      size_t b = req.header_block_.size();
-      req.header_block_.append(f.value().data(), f.value().size());
-      offs.emplace_back(a, b);
-    }
-    req.headers_.reserve(offs.size());
-    std::string_view block(req.header_block_);
-    size_t i = 0;
-    for (const auto& f : msg) {
-      req.headers_.push_back({block.substr(offs[i].first, offs[i].second - offs[i].first),
-                              block.substr(offs[i].second, f.value().size())});
-      ++i;
-    }
-    keep_alive_ = msg.keep_alive() && !too_large;
-    req.body_too_large_ = too_large;
-    if (!too_large) req.body_ = std::move(msg.body());
+    Request& req = req_;
+    FillRequest(parser.get(), too_large, req);
+    keep_alive_ = parser.get().keep_alive() && !too_large;
     if (too_large && !options_.pass_body_too_large) {
       in_handler_ = false;
       co_return co_await SendError(413, "request body exceeds the configured limit");
     }
-    req.worker_ = worker_;
     req.received_at_ = received;
 
     started_ = false;
     client_gone_ = false;
     co_await handler_(req, *this);
+    std::string().swap(req.body_);  // an idle connection holds no request body
     in_handler_ = false;
     StopWatch();
     idle_deadline_ = std::chrono::steady_clock::now() + options_.idle_timeout;
@@ -382,6 +395,8 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   const int worker_;
   WatchQueue& watch_queue_;
   beast::flat_buffer buffer_;
+  std::optional<beast::http::request_parser<beast::http::string_body>> parser_;
+  Request req_;  // the request being served; reused (see ServeOne)
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point idle_deadline_{};
   std::function<void()> on_gone_;

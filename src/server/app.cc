@@ -641,11 +641,10 @@ int Serve(const Flags& flags) {
 
   // Admin work that may block (flushes, reloads, silence files): never on an event loop.
   http::WorkPool flush_pool(1, 16);
-  http::Server server(c.http, [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
+  // Everything but the gateway's endpoints: OTLP, the query and Prometheus APIs, admin.
+  auto serve_other = [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
     const auto path = req.path();
-    if (gateway.Handles(req.method(), path)) {
-      co_await gateway.Handle(req, w);
-    } else if (req.body_too_large()) {
+    if (req.body_too_large()) {
       const http::HeaderList h{{"Content-Type", "application/json"}};
       co_await w.Send(413, h,
                       "{\"error\":{\"message\":\"request body exceeds the configured limit "
@@ -713,6 +712,12 @@ int Serve(const Flags& flags) {
                       "/v1/messages, /v1/models, /api/v1/..., /metrics, /healthz, /readyz\","
                       "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
     }
+  };
+  // Not a coroutine: a proxied call's coroutine is the gateway's own, with no frame
+  // allocated for this dispatch.
+  http::Server server(c.http, [&](http::Request& req, http::ResponseWriter& w) -> http::Task<void> {
+    if (gateway.Handles(req.method(), req.path())) return gateway.Handle(req, w);
+    return serve_other(req, w);
   });
   // OTLP on a listener of its own (the standard port 4318), besides the main one.
   std::unique_ptr<http::Server> otlp_server;
