@@ -8,14 +8,26 @@ namespace llmscope::core {
 namespace {
 
 template <size_t N>
-std::string HexOf(const std::array<uint8_t, N>& bytes) {
+void WriteHex(const std::array<uint8_t, N>& bytes, char* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(N * 2, '0');
   for (size_t i = 0; i < N; ++i) {
     out[2 * i] = kDigits[bytes[i] >> 4];
     out[2 * i + 1] = kDigits[bytes[i] & 0xf];
   }
+}
+
+template <size_t N>
+std::string HexOf(const std::array<uint8_t, N>& bytes) {
+  std::string out(N * 2, '0');
+  WriteHex(bytes, out.data());
   return out;
+}
+
+template <size_t N>
+void AppendHexOf(std::string& out, const std::array<uint8_t, N>& bytes) {
+  const size_t at = out.size();
+  out.resize(at + N * 2);
+  WriteHex(bytes, out.data() + at);
 }
 
 template <size_t N>
@@ -59,6 +71,8 @@ std::optional<UsageSource> ParseUsageSourceName(std::string_view name) {
 
 std::string ToHex(const TraceId& id) { return HexOf(id); }
 std::string ToHex(const SpanId& id) { return HexOf(id); }
+void AppendHex(std::string& out, const TraceId& id) { AppendHexOf(out, id); }
+void AppendHex(std::string& out, const SpanId& id) { AppendHexOf(out, id); }
 bool IsValid(const TraceId& id) { return NonZero(id); }
 bool IsValid(const SpanId& id) { return NonZero(id); }
 

@@ -16,6 +16,9 @@ using SpanId = std::array<uint8_t, 8>;
 
 std::string ToHex(const TraceId& id);
 std::string ToHex(const SpanId& id);
+// Appends the lowercase hex of `id` to `out` (no allocation beyond `out`'s growth).
+void AppendHex(std::string& out, const TraceId& id);
+void AppendHex(std::string& out, const SpanId& id);
 bool IsValid(const TraceId& id);
 bool IsValid(const SpanId& id);
 // Parses 32 (trace) or 16 (span) lowercase or uppercase hex digits; nullopt otherwise.

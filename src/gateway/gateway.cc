@@ -132,11 +132,25 @@ bool ParseTraceparent(std::string_view h, core::TraceId& trace, core::SpanId& pa
 }
 
 struct Gateway::Impl {
+  struct Worker;
+  // Deleters defined where CallState is complete.
+  struct StateDelete {
+    void operator()(CallState* s) const;
+  };
+  // Returns a call's state to its worker's pool.
+  struct StateReturn {
+    Worker* worker;
+    void operator()(CallState* s) const;
+  };
   struct alignas(64) Worker {
     std::vector<std::unique_ptr<http::Client>> clients;  // one per upstream
     std::mt19937_64 rng;
     uint64_t seq = 0;
+    // Call states not in use (see CallState); at most kMaxSpareStates are kept.
+    std::vector<std::unique_ptr<CallState, StateDelete>> spare_states;
+    std::unique_ptr<CallState, StateReturn> TakeState();
   };
+  static constexpr size_t kMaxSpareStates = 256;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<HandoverTracker> handovers;
   metrics::Gauge* active[6] = {};
@@ -212,132 +226,238 @@ bool Gateway::Handles(std::string_view method, std::string_view path) const {
   return EndpointForPath(path).has_value();
 }
 
-http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
-  const core::MonoTime t0 = clock_.Now();
-  Impl::Worker& worker = *impl_->workers[static_cast<size_t>(req.worker())];
-
-  if (req.path() == "/v1/models") {
-    std::string body = "{\"object\":\"list\",\"data\":[";
-    bool first = true;
-    for (const auto& r : router_.routes()) {
-      if (!first) body += ',';
-      first = false;
-      body +=
-          "{\"id\":" + core::JsonString(r.pattern + (r.match == MatchKind::kPrefix ? "*" : "")) +
-          ",\"object\":\"model\",\"created\":0,\"owned_by\":" + core::JsonString(r.upstream) + "}";
-    }
-    body += "]}";
-    const HeaderList h{{"Content-Type", "application/json"}};
-    co_await w.Send(200, h, body);
-    co_return;
+// The state of one proxied call, shared by its stages. It lives outside the coroutine
+// frames so that they stay under asio's per-thread frame recycling limit (about 1 KiB; a
+// larger frame takes malloc's slow path on every call), and it is pooled per worker, so a
+// call allocates none. The non-coroutine stages return whether the call goes on; when it
+// does not, `reply_*` may hold a response llmscope produces itself (bad input, no route,
+// upstream failure), sent by SendReply.
+struct Gateway::CallState {
+  // Everything a call starts from; Reset() restores it, keeping buffers' capacity where the
+  // member type allows.
+  void Reset(Gateway* gw, http::Request* r, Impl::Worker* wk) {
+    core::LlmCall fresh_call;
+    call = std::move(fresh_call);
+    g = gw;
+    req = r;
+    worker = wk;
+    trace_flags = 1;
+    active = nullptr;
+    overhead = 0;
+    resp_headers.clear();
+    handover = {};
+    facts.reset();
+    match.reset();
+    ureq = {};
+    injected_usage = false;
+    cancel = http::Cancellation{};
+    client_gone = false;
+    status = 0;
+    err = core::ErrorClass::kNone;
+    err_msg.clear();
+    reply_status = 0;
+    reply_headers.clear();
+    reply_body.clear();
+    // A large body is not kept by an idle pooled state.
+    if (body.capacity() > (64 << 10)) std::string().swap(body);
+    body.clear();
   }
 
-  auto ep = EndpointForPath(req.path());
-  const Dialect dialect = DialectFor(ep->endpoint);
-  if (req.method() != "POST") {
-    const HeaderList h{{"Content-Type", "application/json"}, {"Allow", "POST"}};
-    co_await w.Send(405, h, ErrorBody(dialect, 405, "method not allowed; use POST", {}));
-    co_return;
+  bool Prepare();
+  void Reject(int status, core::ErrorClass err, std::string message, std::string_view code);
+  void Finish(int status, core::ErrorClass err, std::string message);
+  void AddOwnHeaders(HeaderList& h);
+  void BeginHandover() {
+    if (handover.slot < 0) handover = g->impl_->handovers->Begin(req->worker());
   }
+  bool SendFailed(const core::Status& st);
+  bool BeginResponse(http::Exchange& ex);
+  bool WholeBodyRead(const core::Status& rs);
+  void FillUsage(const ResponseFacts& rf);
+  http::Task<void> SendReply(http::ResponseWriter& w) {
+    co_await w.Send(reply_status, reply_headers, reply_body);
+  }
+  http::Task<void> ForwardWhole(http::Exchange& ex, http::ResponseWriter& w);
+  http::Task<void> ForwardStream(http::Exchange& ex, http::ResponseWriter& w);
 
+  Gateway* g = nullptr;
+  http::Request* req = nullptr;
+  Impl::Worker* worker = nullptr;
+  core::MonoTime t0{};
+  core::Endpoint endpoint{};
+  std::string_view upstream_suffix;
+  Dialect dialect{};
   core::LlmCall call;
-  call.start_unix_nanos = clock_.UnixNanos();
-  call.endpoint = ep->endpoint;
-  // Trace context: continue the client's trace, or start one. Our span is the call.
   uint8_t trace_flags = 1;
-  if (auto tp = req.header("traceparent");
+  metrics::Gauge* active = nullptr;
+  int64_t overhead = 0;
+  // When llmscope last resumed its own work after a wait on the upstream: overhead counts
+  // only the time since such marks, never the waits themselves.
+  core::MonoTime work_since{};
+  core::MonoTime t_headers{};
+  HeaderList resp_headers;
+  // Held from the start of the write that completes the client's response until the record
+  // is submitted; a flush waits for it (HandoverTracker).
+  HandoverTracker::Ticket handover;
+  std::optional<RequestFacts> facts;
+  std::optional<Router::Match> match;
+  http::ClientRequest ureq;
+  bool injected_usage = false;
+  http::Cancellation cancel;
+  bool client_gone = false;
+  int status = 0;  // the upstream's
+  core::ErrorClass err = core::ErrorClass::kNone;
+  std::string err_msg;
+  std::string body;  // a whole upstream body
+  int reply_status = 0;
+  HeaderList reply_headers;
+  std::string reply_body;
+};
+
+std::unique_ptr<Gateway::CallState, Gateway::Impl::StateReturn> Gateway::Impl::Worker::TakeState() {
+  CallState* s;
+  if (spare_states.empty()) {
+    s = new CallState();
+  } else {
+    s = spare_states.back().release();
+    spare_states.pop_back();
+  }
+  return std::unique_ptr<CallState, StateReturn>(s, StateReturn{this});
+}
+
+void Gateway::Impl::StateDelete::operator()(CallState* s) const { delete s; }
+
+void Gateway::Impl::StateReturn::operator()(CallState* s) const {
+  std::unique_ptr<CallState, StateDelete> owned(s);
+  if (worker->spare_states.size() < kMaxSpareStates)
+    worker->spare_states.push_back(std::move(owned));
+}
+
+http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
+  // Not a coroutine itself: it hands back the stage's coroutine, so a call has one frame
+  // less.
+  if (req.path() == "/v1/models") return ListModels(w);
+  return Proxy(req, w);
+}
+
+http::Task<void> Gateway::ListModels(http::ResponseWriter& w) {
+  std::string body = "{\"object\":\"list\",\"data\":[";
+  bool first = true;
+  for (const auto& r : router_.routes()) {
+    if (!first) body += ',';
+    first = false;
+    body += "{\"id\":" + core::JsonString(r.pattern + (r.match == MatchKind::kPrefix ? "*" : "")) +
+            ",\"object\":\"model\",\"created\":0,\"owned_by\":" + core::JsonString(r.upstream) +
+            "}";
+  }
+  body += "]}";
+  const HeaderList h{{"Content-Type", "application/json"}};
+  co_await w.Send(200, h, body);
+}
+
+http::Task<void> Gateway::Proxy(http::Request& req, http::ResponseWriter& w) {
+  Impl::Worker& worker = *impl_->workers[static_cast<size_t>(req.worker())];
+  auto state = worker.TakeState();
+  CallState& s = *state;
+  s.Reset(this, &req, &worker);
+  s.t0 = clock_.Now();
+  if (!s.Prepare()) {
+    co_await s.SendReply(w);
+    co_return;
+  }
+  w.WatchClientGone([&s] {
+    s.client_gone = true;
+    s.cancel.Cancel();
+  });
+  http::Client& client = *worker.clients[s.match->upstream_index];
+  s.overhead += Since(clock_, s.t0);
+  auto sent = co_await client.Send(s.match->upstream->origin, std::move(s.ureq), &s.cancel);
+  s.t_headers = clock_.Now();
+  s.work_since = s.t_headers;
+  if (!sent.ok()) {
+    if (s.SendFailed(sent.status())) co_await s.SendReply(w);
+    co_return;
+  }
+  http::Exchange& ex = **sent;
+  if (s.BeginResponse(ex)) {
+    co_await s.ForwardStream(ex, w);
+  } else {
+    co_await s.ForwardWhole(ex, w);
+  }
+}
+
+bool Gateway::CallState::Prepare() {
+  const GatewayOptions& options = g->options_;
+  auto ep = EndpointForPath(req->path());  // Handles() accepted the path
+  endpoint = ep->endpoint;
+  upstream_suffix = ep->upstream_suffix;
+  dialect = DialectFor(endpoint);
+  if (req->method() != "POST") {
+    reply_status = 405;
+    reply_headers = {{"Content-Type", "application/json"}, {"Allow", "POST"}};
+    reply_body = ErrorBody(dialect, 405, "method not allowed; use POST", {});
+    return false;
+  }
+
+  call.start_unix_nanos = g->clock_.UnixNanos();
+  call.endpoint = endpoint;
+  // Trace context: continue the client's trace, or start one. Our span is the call.
+  if (auto tp = req->header("traceparent");
       !tp || !ParseTraceparent(*tp, call.trace_id, call.parent_span_id, trace_flags)) {
+    trace_flags = 1;
     call.parent_span_id = {};
     do {
       for (size_t i = 0; i < 16; i += 8) {
-        uint64_t r = worker.rng();
+        uint64_t r = worker->rng();
         std::memcpy(call.trace_id.data() + i, &r, 8);
       }
     } while (!core::IsValid(call.trace_id));
   }
   do {
-    uint64_t r = worker.rng();
+    uint64_t r = worker->rng();
     std::memcpy(call.span_id.data(), &r, 8);
   } while (!core::IsValid(call.span_id));
   {
     char id[24] = "req_";
-    uint64_t r = worker.rng();
+    uint64_t r = worker->rng();
     for (int i = 0; i < 16; ++i) id[4 + i] = "0123456789abcdef"[(r >> (i * 4)) & 0xf];
     call.request_id.assign(id, 20);
   }
-  if (auto u = req.header("x-llmscope-session")) call.session = std::string(*u);
-  if (auto t = req.header("x-llmscope-tags")) ParseTags(*t, call.tags);
+  if (auto u = req->header("x-llmscope-session")) call.session = std::string(*u);
+  if (auto t = req->header("x-llmscope-tags")) ParseTags(*t, call.tags);
 
-  metrics::Gauge& active = *impl_->active[static_cast<int>(ep->endpoint)];
-  active.Inc();
-  int64_t overhead = 0;
-  // When llmscope last resumed its own work after a wait on the upstream: overhead counts
-  // only the time since such marks, never the waits themselves.
-  core::MonoTime work_since = t0;
-  HeaderList resp_headers;
+  active = g->impl_->active[static_cast<int>(endpoint)];
+  active->Inc();
+  work_since = t0;
 
-  // Held from the start of the write that completes the client's response until the record
-  // is submitted; a flush waits for it (HandoverTracker).
-  HandoverTracker::Ticket handover;
-  auto begin_handover = [&] {
-    if (handover.slot < 0) handover = impl_->handovers->Begin(req.worker());
-  };
-  // Finishes the record and hands it to the pipeline; never blocks.
-  auto finish = [&](int status, core::ErrorClass err, std::string message) {
-    call.http_status = status;
-    if (call.error == core::ErrorClass::kNone) call.error = err;
-    if (call.error_message.empty()) call.error_message = std::move(message);
-    if (call.end_nanos < 0) call.end_nanos = Since(clock_, t0);
-    call.overhead_nanos = overhead;
-    active.Dec();
-    sink_.Submit(std::move(call));
-    impl_->handovers->End(handover);
-  };
-  auto add_own_headers = [&](HeaderList& h, int64_t overhead_ns) {
-    h.emplace_back("x-llmscope-request-id", call.request_id);
-    if (options_.overhead_header)
-      h.emplace_back("x-llmscope-overhead-us", std::to_string(overhead_ns / 1000));
-  };
-  // A response produced by llmscope itself (bad input, no route, upstream failure).
-  auto reject = [&](int status, core::ErrorClass err, std::string message,
-                    std::string_view code) -> http::Task<void> {
-    HeaderList h{{"Content-Type", "application/json"}};
-    overhead += Since(clock_, work_since);
-    add_own_headers(h, overhead);
-    std::string body = ErrorBody(dialect, status, message, code);
-    finish(status, err, std::move(message));
-    co_await w.Send(status, h, body);
-  };
-
-  if (req.body_too_large()) {
-    co_await reject(413, core::ErrorClass::kInvalidRequest,
-                    "request body exceeds the configured limit (max_body_bytes)",
-                    "request_too_large");
-    co_return;
+  if (req->body_too_large()) {
+    Reject(413, core::ErrorClass::kInvalidRequest,
+           "request body exceeds the configured limit (max_body_bytes)", "request_too_large");
+    return false;
   }
-  auto facts = ParseRequest(dialect, req.body());
-  if (!facts.ok()) {
-    co_await reject(400, core::ErrorClass::kInvalidRequest, facts.status().message(), {});
-    co_return;
+  auto parsed = ParseRequest(dialect, req->body());
+  if (!parsed.ok()) {
+    Reject(400, core::ErrorClass::kInvalidRequest, parsed.status().message(), {});
+    return false;
   }
+  facts = std::move(parsed).value();
   call.requested_model = facts->model;
   call.stream = facts->stream;
   call.max_tokens = facts->max_tokens;
   call.temperature = facts->temperature;
   call.top_p = facts->top_p;
   call.user = facts->user;
-  if (auto u = req.header("x-llmscope-user")) call.user = std::string(*u);
-  if (options_.capture_content) {
-    call.request_body = req.body().substr(0, options_.max_captured_bytes);
+  if (auto u = req->header("x-llmscope-user")) call.user = std::string(*u);
+  if (options.capture_content) {
+    call.request_body = req->body().substr(0, options.max_captured_bytes);
   }
 
-  auto match = router_.Resolve(facts->model);
+  match = g->router_.Resolve(facts->model);
   if (!match) {
-    co_await reject(
-        404, core::ErrorClass::kInvalidRequest,
-        "model '" + facts->model + "' has no route; configured routes: " + router_.Describe(),
-        "model_not_found");
-    co_return;
+    Reject(404, core::ErrorClass::kInvalidRequest,
+           "model '" + facts->model + "' has no route; configured routes: " + g->router_.Describe(),
+           "model_not_found");
+    return false;
   }
   const Upstream& up = *match->upstream;
   call.provider = up.name;
@@ -345,20 +465,18 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   const bool anthropic_upstream = up.kind == ProviderKind::kAnthropic;
   if ((dialect == Dialect::kAnthropicMessages && (up.kind == ProviderKind::kOpenAi)) ||
       (dialect != Dialect::kAnthropicMessages && anthropic_upstream)) {
-    co_await reject(400, core::ErrorClass::kInvalidRequest,
-                    "model '" + facts->model + "' routes to upstream '" + up.name + "' (" +
-                        std::string(ProviderKindName(up.kind)) + ") which does not serve " +
-                        std::string(req.path()),
-                    "unsupported_endpoint");
-    co_return;
+    Reject(400, core::ErrorClass::kInvalidRequest,
+           "model '" + facts->model + "' routes to upstream '" + up.name + "' (" +
+               std::string(ProviderKindName(up.kind)) + ") which does not serve " +
+               std::string(req->path()),
+           "unsupported_endpoint");
+    return false;
   }
 
   // Build the upstream request.
-  http::ClientRequest ureq;
   ureq.method = "POST";
-  ureq.target = up.origin.base_path + std::string(ep->upstream_suffix);
-  bool injected_usage = false;
-  ureq.body = PrepareUpstreamBody(dialect, req.body(), *facts, &injected_usage);
+  ureq.target = up.origin.base_path + std::string(upstream_suffix);
+  ureq.body = PrepareUpstreamBody(dialect, req->body(), *facts, &injected_usage);
   if (match->upstream_model != facts->model) {
     // strip_prefix routes: rename the model in the body. The rename is textual on the
     // exact JSON string value, which ParseRequest has just validated.
@@ -369,7 +487,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
   ureq.raw_headers.reserve(512);
   const bool own_key = !up.api_key.empty();
   bool has_anthropic_version = false;
-  for (const auto& h : req.headers()) {
+  for (const auto& h : req->headers()) {
     if (DropRequestHeader(h.name)) continue;
     if (own_key && (http::HeaderNameEquals(h.name, "authorization") ||
                     http::HeaderNameEquals(h.name, "x-api-key"))) {
@@ -389,143 +507,182 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     ureq.headers.emplace_back("anthropic-version", "2023-06-01");
   }
   for (const auto& h : up.extra_headers) ureq.headers.push_back(h);
-  ureq.headers.emplace_back("traceparent", "00-" + core::ToHex(call.trace_id) + "-" +
-                                               core::ToHex(call.span_id) + "-" +
-                                               (trace_flags & 1 ? "01" : "00"));
+  // "00-" trace "-" span "-" flags, written in place: one allocation.
+  std::string tp;
+  tp.reserve(55);
+  tp.append("00-");
+  core::AppendHex(tp, call.trace_id);
+  tp.push_back('-');
+  core::AppendHex(tp, call.span_id);
+  tp.append(trace_flags & 1 ? "-01" : "-00");
+  ureq.headers.emplace_back("traceparent", std::move(tp));
+  return true;
+}
 
-  http::Cancellation cancel;
-  bool client_gone = false;
-  w.WatchClientGone([&] {
-    client_gone = true;
-    cancel.Cancel();
-  });
-
-  http::Client& client = *worker.clients[match->upstream_index];
-  overhead += Since(clock_, t0);
-  auto sent = co_await client.Send(up.origin, std::move(ureq), &cancel);
-  const core::MonoTime t_headers = clock_.Now();
-  work_since = t_headers;
-  if (!sent.ok()) {
-    const auto& st = sent.status();
-    if (client_gone || st.code() == core::StatusCode::kCancelled) {
-      call.client_cancelled = true;
-      finish(499, core::ErrorClass::kCancelled, "client closed the connection before the response");
-      co_return;
-    }
-    if (st.code() == core::StatusCode::kDeadlineExceeded) {
-      co_await reject(504, core::ErrorClass::kTimeout,
-                      "upstream '" + up.name + "': " + st.message(), "upstream_timeout");
-      co_return;
-    }
-    if (st.message().starts_with("cannot connect") || st.message().starts_with("cannot resolve") ||
-        st.message().starts_with("TLS")) {
-      impl_->upstream_conn_errors[match->upstream_index]->Inc();
-    }
-    co_await reject(502, core::ErrorClass::kUpstreamUnreachable,
-                    "upstream '" + up.name + "' unreachable: " + st.message(),
-                    "upstream_unreachable");
-    co_return;
+void Gateway::CallState::AddOwnHeaders(HeaderList& h) {
+  h.emplace_back("x-llmscope-request-id", call.request_id);
+  if (g->options_.overhead_header) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, overhead / 1000);
+    h.emplace_back("x-llmscope-overhead-us", std::string(buf, end));
   }
-  http::Exchange& ex = **sent;
+}
+
+// Finishes the record and hands it to the pipeline; never blocks.
+void Gateway::CallState::Finish(int http_status, core::ErrorClass error, std::string message) {
+  call.http_status = http_status;
+  if (call.error == core::ErrorClass::kNone) call.error = error;
+  if (call.error_message.empty()) call.error_message = std::move(message);
+  if (call.end_nanos < 0) call.end_nanos = Since(g->clock_, t0);
+  call.overhead_nanos = overhead;
+  active->Dec();
+  g->sink_.Submit(std::move(call));
+  g->impl_->handovers->End(handover);
+}
+
+// A response produced by llmscope itself: prepared in reply_*, the record finished.
+void Gateway::CallState::Reject(int http_status, core::ErrorClass error, std::string message,
+                                std::string_view code) {
+  reply_status = http_status;
+  reply_headers.clear();
+  reply_headers.emplace_back("Content-Type", "application/json");
+  overhead += Since(g->clock_, work_since);
+  AddOwnHeaders(reply_headers);
+  reply_body = ErrorBody(dialect, http_status, message, code);
+  Finish(http_status, error, std::move(message));
+}
+
+// The upstream could not be asked. True when reply_* holds the client's response.
+bool Gateway::CallState::SendFailed(const core::Status& st) {
+  const Upstream& up = *match->upstream;
+  if (client_gone || st.code() == core::StatusCode::kCancelled) {
+    call.client_cancelled = true;
+    Finish(499, core::ErrorClass::kCancelled, "client closed the connection before the response");
+    return false;
+  }
+  if (st.code() == core::StatusCode::kDeadlineExceeded) {
+    Reject(504, core::ErrorClass::kTimeout, "upstream '" + up.name + "': " + st.message(),
+           "upstream_timeout");
+    return true;
+  }
+  if (st.message().starts_with("cannot connect") || st.message().starts_with("cannot resolve") ||
+      st.message().starts_with("TLS")) {
+    g->impl_->upstream_conn_errors[match->upstream_index]->Inc();
+  }
+  Reject(502, core::ErrorClass::kUpstreamUnreachable,
+         "upstream '" + up.name + "' unreachable: " + st.message(), "upstream_unreachable");
+  return true;
+}
+
+// The upstream's status and headers are in. True when the body is a stream to forward
+// event by event; false for a whole body (a completion or an error).
+bool Gateway::CallState::BeginResponse(http::Exchange& ex) {
   call.first_byte_nanos = (t_headers - t0).count();
-  const int status = ex.status();
+  status = ex.status();
   const bool is_sse =
       ex.header("content-type").value_or("").find("text/event-stream") != std::string_view::npos;
   resp_headers = ex.TakeHeaders();
   std::erase_if(resp_headers, [](const auto& h) { return DropResponseHeader(h.first); });
+  return is_sse && status >= 200 && status < 300;
+}
 
-  auto fill_usage = [&](const ResponseFacts& rf) {
-    call.response_model = rf.response_model;
-    call.finish_reasons = rf.finish_reasons;
-    if (rf.usage) {
-      call.usage = *rf.usage;
-      call.usage_source = core::UsageSource::kProvider;
-    } else if (rf.content_chars > 0 || facts->prompt_chars > 0) {
-      call.usage.input = EstimateTokens(facts->prompt_chars);
-      call.usage.output = EstimateTokens(rf.content_chars);
-      call.usage_source = core::UsageSource::kEstimated;
-    }
-  };
+void Gateway::CallState::FillUsage(const ResponseFacts& rf) {
+  call.response_model = rf.response_model;
+  call.finish_reasons = rf.finish_reasons;
+  if (rf.usage) {
+    call.usage = *rf.usage;
+    call.usage_source = core::UsageSource::kProvider;
+  } else if (rf.content_chars > 0 || facts->prompt_chars > 0) {
+    call.usage.input = EstimateTokens(facts->prompt_chars);
+    call.usage.output = EstimateTokens(rf.content_chars);
+    call.usage_source = core::UsageSource::kEstimated;
+  }
+}
 
-  if (!is_sse || status < 200 || status >= 300) {
-    // A whole JSON body (a completion or an error): read it, then forward it unchanged.
-    std::string body;
-    core::Status rs = co_await ex.ReadAll(body);
-    const core::MonoTime t_body = clock_.Now();
-    work_since = t_body;
-    if (!rs.ok()) {
-      if (client_gone || rs.code() == core::StatusCode::kCancelled) {
-        call.client_cancelled = true;
-        finish(499, core::ErrorClass::kCancelled,
-               "client closed the connection before the response");
-        co_return;
-      }
-      const bool timeout = rs.code() == core::StatusCode::kDeadlineExceeded;
-      co_await reject(timeout ? 504 : 502,
-                      timeout ? core::ErrorClass::kTimeout : core::ErrorClass::kServerError,
-                      "upstream '" + up.name + "': " + rs.message(),
-                      timeout ? "upstream_timeout" : "upstream_truncated");
-      co_return;
-    }
-    core::ErrorClass err = core::ErrorClass::kNone;
-    std::string err_msg;
-    if (status >= 200 && status < 300) {
-      ResponseFacts rf = ParseResponseBody(dialect, body);
-      // A whole body has no observable first token: TTFT is left unset rather than
-      // reported as the full duration, so TTFT histograms describe streams only.
-      fill_usage(rf);
-      if (rf.content_filtered) {
-        err = core::ErrorClass::kContentFilter;
-        err_msg = "the provider stopped the output on content policy";
-      }
-    } else {
-      err = ClassifyUpstreamStatus(status, body);
-      err_msg = "upstream returned HTTP " + std::to_string(status);
-      if (!body.empty()) {
-        ResponseFacts rf = ParseResponseBody(dialect, body);
-        if (!rf.error_message.empty()) err_msg += ": " + rf.error_message;
-      }
-    }
-    if (options_.capture_content) call.response_text = body.substr(0, options_.max_captured_bytes);
-    overhead += Since(clock_, t_body);
-    add_own_headers(resp_headers, overhead);
-    // The end is stamped when the complete response is handed to the client socket: the
-    // write is non-blocking and completes at once, but resuming after it can wait behind
-    // the client process it woke (measured: up to 2 ms on a busy core), which is not the
-    // call's time.
-    call.end_nanos = Since(clock_, t0);
-    begin_handover();
-    const bool ok = co_await w.Send(status, resp_headers, body);
-    if (!ok) {
+// The whole body is read (or reading failed). True when `body` goes to the client with
+// resp_headers; false when the call is finished, with or without a reply_* to send.
+bool Gateway::CallState::WholeBodyRead(const core::Status& rs) {
+  const GatewayOptions& options = g->options_;
+  const core::MonoTime t_body = g->clock_.Now();
+  work_since = t_body;
+  if (!rs.ok()) {
+    if (client_gone || rs.code() == core::StatusCode::kCancelled) {
       call.client_cancelled = true;
-      finish(499, core::ErrorClass::kCancelled, "client closed the connection during the response");
-      co_return;
+      Finish(499, core::ErrorClass::kCancelled, "client closed the connection before the response");
+      return false;
     }
-    finish(status, err, std::move(err_msg));
+    const bool timeout = rs.code() == core::StatusCode::kDeadlineExceeded;
+    Reject(timeout ? 504 : 502,
+           timeout ? core::ErrorClass::kTimeout : core::ErrorClass::kServerError,
+           "upstream '" + match->upstream->name + "': " + rs.message(),
+           timeout ? "upstream_timeout" : "upstream_truncated");
+    return false;
+  }
+  if (status >= 200 && status < 300) {
+    ResponseFacts rf = ParseResponseBody(dialect, body);
+    // A whole body has no observable first token: TTFT is left unset rather than
+    // reported as the full duration, so TTFT histograms describe streams only.
+    FillUsage(rf);
+    if (rf.content_filtered) {
+      err = core::ErrorClass::kContentFilter;
+      err_msg = "the provider stopped the output on content policy";
+    }
+  } else {
+    err = ClassifyUpstreamStatus(status, body);
+    err_msg = "upstream returned HTTP " + std::to_string(status);
+    if (!body.empty()) {
+      ResponseFacts rf = ParseResponseBody(dialect, body);
+      if (!rf.error_message.empty()) err_msg += ": " + rf.error_message;
+    }
+  }
+  if (options.capture_content) call.response_text = body.substr(0, options.max_captured_bytes);
+  overhead += Since(g->clock_, t_body);
+  AddOwnHeaders(resp_headers);
+  // The end is stamped when the complete response is handed to the client socket: the
+  // write is non-blocking and completes at once, but resuming after it can wait behind
+  // the client process it woke (measured: up to 2 ms on a busy core), which is not the
+  // call's time.
+  call.end_nanos = Since(g->clock_, t0);
+  BeginHandover();
+  return true;
+}
+
+http::Task<void> Gateway::CallState::ForwardWhole(http::Exchange& ex, http::ResponseWriter& w) {
+  core::Status rs = co_await ex.ReadAll(body);
+  if (!WholeBodyRead(rs)) {
+    if (reply_status != 0) co_await SendReply(w);
     co_return;
   }
+  if (!co_await w.Send(status, resp_headers, body)) {
+    call.client_cancelled = true;
+    Finish(499, core::ErrorClass::kCancelled, "client closed the connection during the response");
+    co_return;
+  }
+  Finish(status, err, std::move(err_msg));
+}
 
-  // Streaming: forward event by event as they arrive; never buffer the whole stream.
+// Streaming: forward event by event as they arrive; never buffer the whole stream.
+http::Task<void> Gateway::CallState::ForwardStream(http::Exchange& ex, http::ResponseWriter& w) {
+  const GatewayOptions& options = g->options_;
+  const core::Clock& clock = g->clock_;
   SseTap tap;
   StreamObserver observer(dialect, injected_usage);
   std::string out;
   out.reserve(16 << 10);
   resp_headers.emplace_back("Cache-Control", "no-cache");
-  overhead += Since(clock_, t_headers);
-  add_own_headers(resp_headers, overhead);
+  overhead += Since(clock, t_headers);
+  AddOwnHeaders(resp_headers);
   if (!co_await w.StartStream(status, resp_headers)) {
     ex.Cancel();
     call.client_cancelled = true;
-    finish(499, core::ErrorClass::kCancelled, "client closed the connection before the stream");
+    Finish(499, core::ErrorClass::kCancelled, "client closed the connection before the stream");
     co_return;
   }
   std::string captured;
-  core::ErrorClass err = core::ErrorClass::kNone;
-  std::string err_msg;
   bool abort_client = false;
   for (;;) {
     auto piece = co_await ex.ReadSome();
-    const core::MonoTime t_piece = clock_.Now();
+    const core::MonoTime t_piece = clock.Now();
     if (!piece.ok()) {
       const auto& st = piece.status();
       if (client_gone || st.code() == core::StatusCode::kCancelled) {
@@ -536,7 +693,7 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       }
       err = st.code() == core::StatusCode::kDeadlineExceeded ? core::ErrorClass::kTimeout
                                                              : core::ErrorClass::kServerError;
-      err_msg = "upstream '" + up.name + "' stream failed: " + st.message();
+      err_msg = "upstream '" + match->upstream->name + "' stream failed: " + st.message();
       abort_client = true;  // the client sees the truncation the provider caused
       break;
     }
@@ -548,8 +705,8 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
         call.first_content_nanos = (t_piece - t0).count();
       }
       if (!v.forward) return false;  // the injected usage-only chunk
-      if (options_.capture_content && captured.size() < options_.max_captured_bytes) {
-        captured.append(ev.data.substr(0, options_.max_captured_bytes - captured.size()));
+      if (options.capture_content && captured.size() < options.max_captured_bytes) {
+        captured.append(ev.data.substr(0, options.max_captured_bytes - captured.size()));
         captured += '\n';
       }
       // The client did not ask for usage: remove the `"usage":null` that asking for it
@@ -559,8 +716,8 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
     });
     // A client may stop reading at the end-of-stream marker (`[DONE]`, `message_stop`, ...)
     // and ask for a flush before the connection's last bytes: the hand-over starts there.
-    if (observer.facts().terminated) begin_handover();
-    overhead += Since(clock_, t_piece);
+    if (observer.facts().terminated) BeginHandover();
+    overhead += Since(clock, t_piece);
     if (!out.empty() && !co_await w.WriteChunk(out)) {
       ex.Cancel();
       call.client_cancelled = true;
@@ -569,15 +726,15 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       break;
     }
   }
-  begin_handover();
+  BeginHandover();
   if (err == core::ErrorClass::kNone || abort_client) {
     out.clear();
     tap.Finish(out);
     if (!out.empty()) co_await w.WriteChunk(out);
   }
   const ResponseFacts& rf = observer.facts();
-  fill_usage(rf);
-  if (options_.capture_content) call.response_text = std::move(captured);
+  FillUsage(rf);
+  if (options.capture_content) call.response_text = std::move(captured);
   if (err == core::ErrorClass::kNone) {
     if (!rf.error_type.empty() || !rf.error_message.empty()) {
       err = rf.error_type.find("overloaded") != std::string::npos ||
@@ -593,13 +750,13 @@ http::Task<void> Gateway::Handle(http::Request& req, http::ResponseWriter& w) {
       err_msg = "the provider stopped the output on content policy";
     }
   }
-  call.end_nanos = Since(clock_, t0);  // the last byte handed over, as for whole bodies
+  call.end_nanos = Since(clock, t0);  // the last byte handed over, as for whole bodies
   if (abort_client) {
     w.Abort();
   } else if (err != core::ErrorClass::kCancelled) {
     co_await w.FinishStream();
   }
-  finish(err == core::ErrorClass::kCancelled ? 499 : status, err, std::move(err_msg));
+  Finish(err == core::ErrorClass::kCancelled ? 499 : status, err, std::move(err_msg));
 }
 
 }  // namespace llmscope::gateway

@@ -62,6 +62,11 @@ class Gateway {
   Gateway(GatewayOptions options, Router router, core::RecordSink& sink, const core::Clock& clock,
           core::Logger& log);
 
+  // One proxied call's state and stages (gateway.cc).
+  struct CallState;
+  http::Task<void> ListModels(http::ResponseWriter& w);
+  http::Task<void> Proxy(http::Request& req, http::ResponseWriter& w);
+
   GatewayOptions options_;
   Router router_;
   core::RecordSink& sink_;
