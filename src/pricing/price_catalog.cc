@@ -664,8 +664,27 @@ std::optional<ResolvedPrice> PriceCatalog::Lookup(std::string_view model,
   model = Trim(model);
   if (model.empty() || model.size() > kMaxModelNameLength) return std::nullopt;
 
+  // The name as given (lower-cased) is the common case: looked up before building the
+  // list of other forms, which allocates.
+  std::string lower = ToLower(model);
+  const ModelPrices* found = FindExact(lower);
+  if (!found) found = FindOtherForms(std::move(lower));
+  if (!found) return std::nullopt;
+
+  // The entry in force: the last whose `from` <= unix_nanos, else the first (a call
+  // timestamped before a model's first listed price is clock skew or an unset time).
+  auto after =
+      std::upper_bound(found->prices.begin(), found->prices.end(), unix_nanos,
+                       [](int64_t t, const PriceEntry& e) { return t < e.from_unix_nanos; });
+  const PriceEntry& entry = after == found->prices.begin() ? found->prices.front() : *(after - 1);
+  return ResolvedPrice{found->name, found->provider, entry.from, entry.price};
+}
+
+// `lower` with its route prefixes stripped, then each form with its version suffixes
+// stripped, in that order; the first form the catalog lists wins.
+const ModelPrices* PriceCatalog::FindOtherForms(std::string lower) const {
   const ModelPrices* found = nullptr;
-  std::vector<std::string> forms{ToLower(model)};
+  std::vector<std::string> forms{std::move(lower)};
   while (std::optional<std::string> next = StripRoutePrefix(forms.back())) {
     forms.push_back(std::move(*next));
   }
@@ -676,15 +695,7 @@ std::optional<ResolvedPrice> PriceCatalog::Lookup(std::string_view model,
     std::string s = forms[i];
     while (!found && StripVersionSuffix(s)) found = FindExact(s);
   }
-  if (!found) return std::nullopt;
-
-  // The entry in force: the last whose `from` <= unix_nanos, else the first (a call
-  // timestamped before a model's first listed price is clock skew or an unset time).
-  auto after =
-      std::upper_bound(found->prices.begin(), found->prices.end(), unix_nanos,
-                       [](int64_t t, const PriceEntry& e) { return t < e.from_unix_nanos; });
-  const PriceEntry& entry = after == found->prices.begin() ? found->prices.front() : *(after - 1);
-  return ResolvedPrice{found->name, found->provider, entry.from, entry.price};
+  return found;
 }
 
 }  // namespace llmscope::pricing

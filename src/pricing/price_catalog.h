@@ -129,6 +129,7 @@ class PriceCatalog {
   // Rebuilds index_ from models_. REQUIRES: names and aliases unique case-insensitively.
   void BuildIndex();
   const ModelPrices* FindExact(const std::string& lowercase_key) const;
+  const ModelPrices* FindOtherForms(std::string lowercase_name) const;
 
   std::string version_;
   std::vector<ModelPrices> models_;

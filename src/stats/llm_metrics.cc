@@ -157,6 +157,15 @@ void LlmMetrics::Record(const core::LlmCall& c) {
   const std::string_view provider = Bounded(c.provider);
   const std::string_view endpoint = core::EndpointName(c.endpoint);
   const std::string status = std::to_string(c.http_status);
+  // The call's trace ids in hex, made once per call; `exemplar_at` stamps the time of the
+  // observation it goes with.
+  std::optional<metrics::Exemplar> exemplar = TraceExemplar(c, c.end_nanos);
+  auto exemplar_at = [&](int64_t offset_nanos) -> const std::optional<metrics::Exemplar>& {
+    if (exemplar) {
+      exemplar->timestamp_seconds = static_cast<double>(c.start_unix_nanos + offset_nanos) / 1e9;
+    }
+    return exemplar;
+  };
 
   requests_->WithLabels({model, provider, endpoint, status}).Inc();
   if (c.error != core::ErrorClass::kNone) {
@@ -165,12 +174,12 @@ void LlmMetrics::Record(const core::LlmCall& c) {
   const std::optional<double> duration = c.DurationSeconds();
   if (duration) {
     Observe(duration_->WithLabels({model, provider, endpoint}), *duration,
-            TraceExemplar(c, c.end_nanos));
+            exemplar_at(c.end_nanos));
   }
   const std::optional<double> ttft = c.TimeToFirstTokenSeconds();
   if (ttft) {
     Observe(ttft_->WithLabels({model, provider, endpoint}), *ttft,
-            TraceExemplar(c, c.first_content_nanos));
+            exemplar_at(c.first_content_nanos));
   }
   const std::optional<double> tpot = c.TimePerOutputTokenSeconds();
   if (tpot) tpot_->WithLabels({model, provider}).Observe(*tpot);
@@ -198,7 +207,7 @@ void LlmMetrics::Record(const core::LlmCall& c) {
       c.error == core::ErrorClass::kNone ? std::string_view() : core::ErrorClassName(c.error);
   if (duration) {
     Observe(genai_duration_->WithLabels({op, gen_provider, model, response_model, error_type}),
-            *duration, TraceExemplar(c, c.end_nanos));
+            *duration, exemplar_at(c.end_nanos));
   }
   // The conventions forbid reporting token usage that was not obtained; estimates are the
   // "offline token counting" they allow.
@@ -211,7 +220,7 @@ void LlmMetrics::Record(const core::LlmCall& c) {
   // Both chunk metrics SHOULD be reported for streaming calls only.
   if (c.stream && ttft) {
     Observe(genai_ttfc_->WithLabels({op, gen_provider, model, response_model}), *ttft,
-            TraceExemplar(c, c.first_content_nanos));
+            exemplar_at(c.first_content_nanos));
   }
   if (c.stream && tpot) {
     genai_tpoc_->WithLabels({op, gen_provider, model, response_model}).Observe(*tpot);
