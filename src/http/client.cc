@@ -12,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -19,6 +20,8 @@
 #include <charconv>
 #include <deque>
 #include <unordered_map>
+
+#include "http/socket_io.h"
 
 namespace llmscope::http {
 
@@ -152,6 +155,7 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
     if (cec) co_return Failure(origin, "cannot connect", cec);
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for detail::WriteNow; async operations are unaffected
     if (tls_) {
       if (!SSL_set_tlsext_host_name(tls_->native_handle(), origin.host.c_str())) {
         co_return core::Unavailable("cannot set TLS server name for " + origin.Key());
@@ -170,7 +174,14 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
       auto [ec, n] = co_await asio::async_write(*tls_, bufs, kNoThrow);
       co_return ec;
     }
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, kNoThrow);
+    boost::system::error_code ec;
+    const size_t n = detail::WriteNow(socket_, bufs, ec);
+    if (!ec && n < asio::buffer_size(bufs)) {
+      beast::buffers_suffix<Buffers> rest(bufs);
+      rest.consume(n);
+      auto [wec, wn] = co_await asio::async_write(socket_, rest, kNoThrow);
+      ec = wec;
+    }
     co_return ec;
   }
 
@@ -478,6 +489,13 @@ Task<core::Result<std::string_view>> Exchange::ReadSome() {
     p.get().body().data = conn.body_buf;
     p.get().body().size = kBodyChunk;
     p.get().body().more = true;
+    // Body bytes that came with the header or the last read are parsed without a read:
+    // an async read that completes at once costs a trip through the event loop's queue.
+    conn.DrainBuffered(p);
+    if (size_t n = kBodyChunk - p.get().body().size; n > 0) {
+      co_return std::string_view(conn.body_buf, n);
+    }
+    if (p.is_done()) continue;
     conn.SetDeadline(client_->options.idle_timeout);
     auto ec = co_await conn.ReadSome(p);
     if (ec == beast::http::error::need_buffer) ec = {};

@@ -114,6 +114,42 @@ TEST_F(HttpTest, RoundTripAndKeepAlive) {
   EXPECT_EQ(client->connections_opened(), 1u) << "keep-alive connection must be reused";
 }
 
+// Bodies far larger than a socket's send buffer: the first direct write takes only part,
+// and the rest must follow through the event loop, in order, on both sides (the client's
+// request body and the server's response), twice on one keep-alive connection.
+TEST_F(HttpTest, LargeBodiesSurvivePartialWrites) {
+  ServerOptions so;
+  so.max_body_bytes = 64 << 20;
+  TestServer ts(
+      [](Request& req, ResponseWriter& w) -> Task<void> {
+        // The response: the request body repeated twice, so it is larger still.
+        std::string body = req.body() + req.body();
+        const HeaderList h{{"Content-Type", "application/octet-stream"}};
+        co_await w.Send(200, h, body);
+      },
+      so);
+  ClientOptions co;
+  co.max_response_bytes = 128 << 20;
+  auto client = NewClient(co);
+  std::string sent(12 << 20, '\0');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + (i * 7919) % 26);
+  for (int round = 0; round < 2; ++round) {
+    auto got = RunClient<std::string>([&]() -> Task<std::string> {
+      auto ex = co_await client->Send(ts.origin, Post("/big", sent));
+      EXPECT_TRUE(ex.ok()) << ex.status().ToString();
+      if (!ex.ok()) co_return std::string();
+      std::string body;
+      auto st = co_await (*ex)->ReadAll(body);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      co_return body;
+    });
+    ASSERT_EQ(got.size(), 2 * sent.size()) << "round " << round;
+    EXPECT_TRUE(got.compare(0, sent.size(), sent) == 0) << "round " << round;
+    EXPECT_TRUE(got.compare(sent.size(), sent.size(), sent) == 0) << "round " << round;
+  }
+  EXPECT_EQ(client->connections_opened(), 1u);
+}
+
 // A server that answers one request per connection as keep-alive, then closes the
 // connection anyway (as servers do on their idle timeout), `connections` times.
 class OneShotServer {

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -19,6 +20,8 @@
 #include <list>
 #include <mutex>
 #include <optional>
+
+#include "http/socket_io.h"
 
 namespace llmscope::http {
 
@@ -91,6 +94,7 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
     auto self = shared_from_this();
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // for detail::WriteNow; async operations are unaffected
     StartIdleWatch();
     while (socket_.is_open()) {
       if (!co_await ServeOne()) break;
@@ -213,7 +217,14 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   template <typename Buffers>
   Task<bool> WriteAll(const Buffers& bufs) {
     if (client_gone_ || !socket_.is_open()) co_return false;
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, kNoThrow);
+    boost::system::error_code ec;
+    const size_t n = detail::WriteNow(socket_, bufs, ec);
+    if (!ec && n < asio::buffer_size(bufs)) {
+      beast::buffers_suffix<Buffers> rest(bufs);
+      rest.consume(n);
+      auto [wec, wn] = co_await asio::async_write(socket_, rest, kNoThrow);
+      ec = wec;
+    }
     if (ec) {
       client_gone_ = true;
       co_return false;
@@ -266,6 +277,21 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
         co_return;
       }
     }
+  }
+
+  // Feeds the bytes already in buffer_ to the parser. need_more is not an error: the rest
+  // is read as usual.
+  boost::system::error_code ParseBuffered(
+      beast::http::request_parser<beast::http::string_body>& parser) {
+    boost::system::error_code ec;
+    parser.eager(true);
+    while (buffer_.size() > 0 && !parser.is_done()) {
+      const size_t n = parser.put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == beast::http::error::need_more) return {};
+      if (ec || n == 0) break;
+    }
+    return ec;
   }
 
   static bool ExpectsContinue(const beast::http::request<beast::http::string_body>& msg) {
@@ -354,7 +380,13 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
       if (wec) co_return false;
     }
     if (!too_large && !parser.is_done()) {
-      auto [bec, bn] = co_await beast::http::async_read(socket_, buffer_, parser, kNoThrow);
+      // The body usually arrived with the header: parse it from the buffer first, since an
+      // async read that completes at once costs a trip through the event loop's queue.
+      boost::system::error_code bec = ParseBuffered(parser);
+      if (!bec && !parser.is_done()) {
+        auto [rec, bn] = co_await beast::http::async_read(socket_, buffer_, parser, kNoThrow);
+        bec = rec;
+      }
       if (bec == beast::http::error::body_limit) {
         too_large = true;  // chunked body that grew past the limit
       } else if (bec) {
