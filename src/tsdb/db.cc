@@ -547,10 +547,30 @@ bool ChunkSelection::Decode(size_t i, std::vector<P>* out) const {
 template bool ChunkSelection::Decode(size_t, std::vector<Sample>*) const;
 template bool ChunkSelection::Decode(size_t, std::vector<promql::Point>*) const;
 
+void ChunkSelection::Clear() {
+  sealed_.clear();
+  open_bytes_.clear();
+  chunks_.clear();
+  series_.clear();
+}
+
+size_t ChunkSelection::BufferBytes() const {
+  return sealed_.capacity() * sizeof(sealed_[0]) + open_bytes_.capacity() +
+         chunks_.capacity() * sizeof(ChunkRef) + series_.capacity() * sizeof(Entry);
+}
+
 ChunkSelection Db::SelectChunks(std::optional<std::string_view> metric_name,
                                 const SeriesFilter& filter, int64_t min_ms, int64_t max_ms) const {
   ChunkSelection sel;
-  if (min_ms > max_ms) return sel;
+  SelectChunksInto(metric_name, filter, min_ms, max_ms, &sel);
+  return sel;
+}
+
+void Db::SelectChunksInto(std::optional<std::string_view> metric_name, const SeriesFilter& filter,
+                          int64_t min_ms, int64_t max_ms, ChunkSelection* out) const {
+  out->Clear();
+  ChunkSelection& sel = *out;
+  if (min_ms > max_ms) return;
   // References to the chunks of `tier` overlapping [lo, hi], which answer for that part.
   auto add_tier = [&sel](const TierData& tier, int64_t lo, int64_t hi) {
     if (lo > hi) return;
@@ -652,7 +672,6 @@ ChunkSelection Db::SelectChunks(std::optional<std::string_view> metric_name,
                 return *a.labels < *b.labels;
               });
   }
-  return sel;
 }
 
 core::Result<std::vector<SeriesData>> Db::Select(std::optional<std::string_view> metric_name,

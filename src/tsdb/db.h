@@ -131,6 +131,12 @@ class ChunkSelection {
   template <typename P>
   bool Decode(size_t i, std::vector<P>* out) const;
 
+  // Empties the selection, dropping its references (labels, chunks), and keeps its buffers
+  // for the next Db::SelectChunksInto.
+  void Clear();
+  // Heap bytes of the buffers (what a reused selection keeps between queries).
+  size_t BufferBytes() const;
+
  private:
   friend class Db;
   struct ChunkRef {
@@ -217,6 +223,11 @@ class Db {
   // shared lock only to take the references.
   ChunkSelection SelectChunks(std::optional<std::string_view> metric_name,
                               const SeriesFilter& filter, int64_t min_ms, int64_t max_ms) const;
+  // SelectChunks into `sel`, cleared first, reusing its buffers: a caller that selects again
+  // and again (the rule engine, several selections per rule per evaluation) saves the
+  // selection's allocations.
+  void SelectChunksInto(std::optional<std::string_view> metric_name, const SeriesFilter& filter,
+                        int64_t min_ms, int64_t max_ms, ChunkSelection* sel) const;
   // Label sets of the matching series with data overlapping [min_ms, max_ms] (chunk
   // granularity: a series whose chunk overlaps the range counts), sorted.
   std::vector<Labels> Series(std::optional<std::string_view> metric_name,
