@@ -508,7 +508,16 @@ size_t ChunkSelection::EstimateSamples(size_t i) const {
 
 template <typename P>
 bool ChunkSelection::Decode(size_t i, std::vector<P>* out) const {
-  // Callers decode series in order: start loading the next series' sealed chunks.
+  // Callers decode series in order, and then read each series' labels (grouping hashes
+  // them): start loading the label pairs two series ahead (a pair is 64 bytes, scattered on
+  // the heap with its set; the set's header was prefetched by SelectChunks) and the next
+  // series' chunks.
+  if (i + 2 < series_.size() && series_[i + 2].labels != nullptr) {
+    const Labels& ahead = *series_[i + 2].labels;
+    const auto* p = reinterpret_cast<const char*>(ahead.data());
+    const size_t bytes = std::min<size_t>(ahead.size() * sizeof(Label), 512);
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+  }
   if (i + 1 < series_.size()) {
     for (uint32_t k = series_[i + 1].begin; k < series_[i + 1].end; ++k) {
       const ChunkRef& c = chunks_[k];
