@@ -596,9 +596,10 @@ void Db::SelectChunksInto(std::optional<std::string_view> metric_name, const Ser
     }
     const ChunkEncoder& open = tier.open;
     if (!open.empty() && open.min_t() <= hi && open.max_t() >= lo) {
-      // The open chunk changes with the next append, so what the query needs of it is copied
-      // into one buffer for the whole query: from the open-chunk cache, only the samples in
-      // the range (no decoding later); else the chunk's bytes, decoded from their start.
+      // The open chunk changes with the next append. Cached: the selection shares the
+      // decoded buffer and reads the samples in the range, nothing to decode (appends write
+      // only past them, see TierData::decoded). Else the chunk's bytes are copied into one
+      // buffer for the whole query and decoded from their start.
       if (tier.OpenCached()) {
         const Sample* d = tier.decoded.get();
         const Sample* end = d + tier.decoded_n;
