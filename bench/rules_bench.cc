@@ -305,6 +305,10 @@ void ReportPack(benchmark::State& state, History& h) {
   state.counters["rules"] = rules;
   state.counters["alerts"] = alerts;
   state.counters["rule_errors"] = errors;
+  // The open-chunk cache the queries read from (tsdb::DbOptions::open_chunk_cache_bytes).
+  const tsdb::MemoryUsage m = h.db->memory_usage();
+  state.counters["open_cache_MB"] = static_cast<double>(m.open_cache_bytes) / 1e6;
+  state.counters["chunks_MB"] = static_cast<double>(m.chunk_bytes + m.chunk_overhead_bytes) / 1e6;
 }
 
 // One evaluation of every group of the pack at the newest sample time.

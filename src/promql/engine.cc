@@ -108,10 +108,25 @@ class KeyIndex {
       Slot& s = slots_[i];
       if (s.index == kEmpty) {
         s = Slot{key, next};
+        ++size_;
         return {next, true};
       }
       if (s.key == key) return {s.index, false};
     }
+  }
+  // As FindOrInsert, for any number of keys: the table doubles when it would be more than
+  // half full.
+  std::pair<uint32_t, bool> FindOrInsertGrowing(uint64_t key, uint32_t next) {
+    if (2 * (size_ + 1) > slots_.size()) {
+      std::vector<Slot> old(2 * slots_.size(), Slot{0, kEmpty});
+      old.swap(slots_);
+      mask_ = slots_.size() - 1;
+      size_ = 0;
+      for (const Slot& o : old) {
+        if (o.index != kEmpty) FindOrInsert(o.key, o.index);
+      }
+    }
+    return FindOrInsert(key, next);
   }
 
  private:
@@ -122,6 +137,7 @@ class KeyIndex {
   };
   std::vector<Slot> slots_;
   size_t mask_ = 0;
+  size_t size_ = 0;
 };
 
 // True when no two series can collide once __name__ is dropped: all share one name.
@@ -1196,7 +1212,7 @@ class Evaluator {
     };
     std::vector<Cell> cells;  // group-major: group gi's steps at [gi * n, gi * n + n)
     std::vector<Labels> group_labels;
-    std::unordered_map<uint64_t, uint32_t> group_of_key;
+    KeyIndex group_of_key(16);
     std::vector<std::pair<size_t, double>> results;  // (step index, f's value)
     RangeArgs args;
     args.range_ms = src.range_ms;
@@ -1225,14 +1241,14 @@ class Evaluator {
           const Labels& out_labels = by_name ? dropped : labels;
           const uint64_t key =
               (!e.without && names.empty()) ? 0 : out_labels.HashFor(names, !e.without);
-          auto [it, inserted] =
-              group_of_key.try_emplace(key, static_cast<uint32_t>(group_labels.size()));
+          const auto [group, inserted] =
+              group_of_key.FindOrInsertGrowing(key, static_cast<uint32_t>(group_labels.size()));
           if (inserted) {
             group_labels.push_back(e.without ? out_labels.WithoutNames(names)
                                              : out_labels.KeepOnly(names));
             cells.resize(cells.size() + n);
           }
-          Cell* row = cells.data() + static_cast<size_t>(it->second) * n;
+          Cell* row = cells.data() + static_cast<size_t>(group) * n;
           for (const auto& [i, v] : results) {
             Cell& c = row[i];
             if (!c.seen) {

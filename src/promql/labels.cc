@@ -1,18 +1,53 @@
 #include "promql/labels.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 
 namespace llmscope::promql {
 namespace {
 
-// Each name and value is hashed on its own (libstdc++'s 64-bit murmur over the bytes, fast
-// on long strings) and folded in order, so {a="bc"} and {ab="c"} hash differently (the
-// "missing separator" pitfall Prometheus guards against).
+// Each name and value is hashed on its own and folded in order, so {a="bc"} and {ab="c"}
+// hash differently (the "missing separator" pitfall Prometheus guards against). Names and
+// values are short (most under 16 bytes), so the bytes are hashed inline, a word at a time,
+// rather than by a library call per string: grouping hashes every selected series.
 constexpr uint64_t kSeed = 1469598103934665603ull;
+constexpr uint64_t kMul = 0xc4ceb9fe1a85ec53ull;
+
+inline uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+inline uint64_t Fold(uint64_t h, uint64_t w) {
+  h = (h ^ w) * kMul;
+  return h ^ (h >> 32);
+}
+
+inline uint64_t HashBytes(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = Fold(0x9e3779b97f4a7c15ull, n);  // the length: tails below may overlap
+  for (; n > 8; n -= 8, p += 8) h = Fold(h, Load64(p));
+  // The last 1..8 bytes, read as (overlapping) words so that no byte-wise loop is needed.
+  if (n >= 4) {
+    h = Fold(h, (Load32(p) << 32) | Load32(p + n - 4));
+  } else if (n > 0) {
+    const auto b = [p](size_t i) {
+      return static_cast<uint64_t>(static_cast<unsigned char>(p[i]));
+    };
+    h = Fold(h, (b(0) << 16) | (b(n / 2) << 8) | b(n - 1));
+  }
+  return h;
+}
 
 inline uint64_t Mix(uint64_t h, std::string_view s) {
-  h ^= std::hash<std::string_view>{}(s) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  h ^= HashBytes(s) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
   return h * 0xff51afd7ed558ccdull;
 }
 

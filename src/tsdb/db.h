@@ -56,6 +56,13 @@ struct DbOptions {
   // Block files larger than this are refused on load (reported like a corrupt block), and
   // compaction never produces one. REQUIRES: >= 1 KiB.
   uint64_t max_block_bytes = uint64_t{1} << 30;
+  // Memory for the open-chunk cache: each series' open raw chunk is also kept decoded
+  // (16 bytes per sample, up to samples_per_chunk per series), so that a query of recent
+  // data copies samples instead of decoding the chunk from its start. Capacity is kept
+  // across chunk cuts and released when the series' open chunk expires or the series is
+  // removed; once this much is held, series that need more decode their open chunk as
+  // before (answers are the same either way). 0 disables the cache. README.md, "Memory".
+  uint64_t open_chunk_cache_bytes = uint64_t{64} << 20;
 };
 
 // Validates options; INVALID_ARGUMENT naming every field outside its REQUIRES.
@@ -98,12 +105,15 @@ struct MemoryUsage {
   uint64_t chunk_bytes = 0;            // compressed sample payload, sealed and open chunks
   uint64_t chunk_overhead_bytes = 0;   // Chunk records, shared-array headers, spare capacity
   uint64_t series_overhead_bytes = 0;  // series records, label strings, indexes
+  uint64_t open_cache_bytes = 0;  // the decoded open chunks (DbOptions::open_chunk_cache_bytes)
 };
 
 // The series one query selected (Db::SelectChunks): their label sets, shared with the store,
 // and references to the chunks holding their samples in the range, taken under the store's
 // lock and decoded afterwards without it, straight into the caller's own sample type. Sealed
-// chunks are referenced, open chunks' bytes copied once into one buffer.
+// chunks are referenced, and so is an open chunk's decoded copy when the open-chunk cache
+// holds it (DbOptions::open_chunk_cache_bytes); else the open chunk's bytes are copied into
+// one buffer per selection.
 // Thread-safety: immutable once returned; const methods may be called concurrently.
 class ChunkSelection {
  public:
@@ -121,21 +131,32 @@ class ChunkSelection {
   template <typename P>
   bool Decode(size_t i, std::vector<P>* out) const;
 
+  // Empties the selection, dropping its references (labels, chunks), and keeps its buffers
+  // for the next Db::SelectChunksInto.
+  void Clear();
+  // Heap bytes of the buffers (what a reused selection keeps between queries).
+  size_t BufferBytes() const;
+
  private:
   friend class Db;
   struct ChunkRef {
-    const uint8_t* data;  // a sealed chunk's bytes; nullptr: at open_offset in open_bytes_
+    // A sealed chunk's bytes; nullptr: an open chunk's bytes, at open_offset in
+    // open_bytes_; decoded: the first of an open chunk's samples in the range, as Sample[]
+    // (the open-chunk cache's buffer, kept alive in sealed_).
+    const uint8_t* data;
     size_t open_offset;
     uint32_t size;
     uint32_t num_samples;
     int64_t min_t, max_t;
     int64_t from, to;  // the part of the range this chunk's tier answers for
+    bool decoded;      // taken from the open-chunk cache: num_samples samples, all in range
   };
   struct Entry {
     std::shared_ptr<const Labels> labels;
     uint32_t begin, end;  // into chunks_
   };
-  std::vector<std::shared_ptr<const uint8_t[]>> sealed_;  // keeps sealed chunks' bytes alive
+  // Keeps sealed chunks' bytes and open-chunk cache buffers alive.
+  std::vector<std::shared_ptr<const uint8_t[]>> sealed_;
   std::string open_bytes_;
   std::vector<ChunkRef> chunks_;
   std::vector<Entry> series_;
@@ -202,6 +223,11 @@ class Db {
   // shared lock only to take the references.
   ChunkSelection SelectChunks(std::optional<std::string_view> metric_name,
                               const SeriesFilter& filter, int64_t min_ms, int64_t max_ms) const;
+  // SelectChunks into `sel`, cleared first, reusing its buffers: a caller that selects again
+  // and again (the rule engine, several selections per rule per evaluation) saves the
+  // selection's allocations.
+  void SelectChunksInto(std::optional<std::string_view> metric_name, const SeriesFilter& filter,
+                        int64_t min_ms, int64_t max_ms, ChunkSelection* sel) const;
   // Label sets of the matching series with data overlapping [min_ms, max_ms] (chunk
   // granularity: a series whose chunk overlaps the range counts), sorted.
   std::vector<Labels> Series(std::optional<std::string_view> metric_name,
@@ -250,7 +276,11 @@ class Db {
   // Appends one sample; returns which AppendStats field it counted in.
   enum class AppendOutcome { kOk, kOutOfOrder, kDuplicate, kSeriesLimit, kInvalid, kTooOld };
   AppendOutcome AppendLocked(const Labels& labels, int64_t t_ms, double v);
-  void AppendToTier(TierData& tier, int64_t t, double v, int64_t max_span) const;
+  // Appends to the tier's open chunk, cutting it first when full; `cache`: keep the tier's
+  // decoded copy of the open chunk in step (the raw tier).
+  void AppendToTier(TierData& tier, int64_t t, double v, int64_t max_span, bool cache);
+  // Frees a tier's decoded open chunk and returns its bytes to the cache budget.
+  void ReleaseOpenCache(TierData& tier);
   void FeedDownsampler(MemSeries& s, int64_t t, double v);
   void FlushDownsampler(MemSeries& s);
   void RebuildDownsampler(MemSeries& s);
@@ -275,6 +305,8 @@ class Db {
   std::unordered_map<std::string, std::vector<MemSeries*>> by_name_;  // GUARDED_BY(mu_)
   // now - raw_retention as of the last Maintain: where answers switch tiers.
   int64_t raw_cutoff_ = std::numeric_limits<int64_t>::min();  // GUARDED_BY(mu_)
+  // Bytes of capacity held by the decoded open chunks, at most open_chunk_cache_bytes.
+  uint64_t open_cache_bytes_ = 0;  // GUARDED_BY(mu_)
 
   mutable std::mutex persist_mu_;         // serializes Persist; acquired before mu_, never after
   std::vector<BlockMeta> blocks_;         // GUARDED_BY(persist_mu_)

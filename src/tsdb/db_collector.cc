@@ -19,7 +19,8 @@ void DbCollector::Collect(std::vector<metrics::FamilySnapshot>& out) const {
                               {}};
   for (auto [part, v] :
        {std::pair{"chunks", m.chunk_bytes}, std::pair{"chunk_overhead", m.chunk_overhead_bytes},
-        std::pair{"series", m.series_overhead_bytes}}) {
+        std::pair{"series", m.series_overhead_bytes},
+        std::pair{"open_chunk_cache", m.open_cache_bytes}}) {
     mem.samples.push_back({"", {{"part", part}}, d(v), std::nullopt});
   }
   out.push_back(std::move(mem));

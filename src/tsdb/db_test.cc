@@ -565,6 +565,168 @@ TEST_F(DbTest, ChunkSelectionIsASnapshotThatOutlivesItsSeries) {
   EXPECT_EQ(db->SelectChunks("x", nullptr, t0, t0 + 500'000).size(), 0u);
 }
 
+// The samples of `want` with lo <= t <= hi.
+std::vector<Sample> InRange(const std::vector<Sample>& want, int64_t lo, int64_t hi) {
+  std::vector<Sample> out;
+  for (const Sample& s : want) {
+    if (s.t_ms >= lo && s.t_ms <= hi) out.push_back(s);
+  }
+  return out;
+}
+
+// Select of one series over [lo, hi] must be exactly `want`'s samples in that range.
+void ExpectSeries(const Db& db, const Labels& labels, const std::vector<Sample>& want, int64_t lo,
+                  int64_t hi) {
+  SCOPED_TRACE("range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  auto got = db.Select(
+      GetLabel(labels, kMetricNameLabel), [&labels](const Labels& l) { return l == labels; }, lo,
+      hi);
+  ASSERT_TRUE(got.ok());
+  const std::vector<Sample> in = InRange(want, lo, hi);
+  if (in.empty()) {
+    EXPECT_TRUE(got->empty());
+    return;
+  }
+  ExpectSameAnswer({{labels, in}}, *got);
+}
+
+// The open-chunk cache against the chunk bytes it stands for: two stores, one without the
+// cache, take the same appends (irregular intervals, cuts by count and by span, special
+// values, rejected samples) and must answer every range alike, bit for bit, between appends.
+TEST_F(DbTest, OpenChunkCacheAnswersAsDecodingTheChunkDoes) {
+  DbOptions cached_options;
+  cached_options.max_chunk_span = minutes(20);
+  DbOptions plain_options = cached_options;
+  plain_options.open_chunk_cache_bytes = 0;
+  auto cached = OpenDb(cached_options);
+  auto plain = OpenDb(plain_options);
+  std::mt19937_64 rng(7);
+  const Labels a = L("m", {{"s", "a"}}), b = L("m", {{"s", "b"}});
+  std::vector<Sample> want_a;
+  int64_t t = NowMs(clock_);
+  const double specials[] = {std::bit_cast<double>(uint64_t{0x7ff0000000000123}), StaleNaN(), -0.0,
+                             std::numeric_limits<double>::infinity(), 1e300};
+  for (int i = 0; i < 1500; ++i) {
+    // Mostly 15 s apart, sometimes a long gap (a span cut) or a burst.
+    t += rng() % 50 == 0 ? 25 * 60'000 : rng() % 10 == 0 ? 1 : 15'000;
+    const double v = i % 13 == 0 ? specials[(i / 13) % 5] : static_cast<double>(i / 3);
+    want_a.push_back({t, v});
+    for (Db* db : {cached.get(), plain.get()}) {
+      std::vector<LabeledSample> batch = {{a, t, v}, {b, t, -v}};
+      if (i % 17 == 0) batch.push_back({a, t - 1, 99});  // out of order: must not enter
+      if (i % 19 == 0) batch.push_back({a, t, 98});      // duplicate: must not enter
+      db->AppendBatch(batch);
+    }
+    if (i % 7 != 0) continue;
+    // Windows ending at the newest sample (the rule engine's), inside the open chunk, and
+    // spanning sealed chunks; some start or end between samples.
+    for (int64_t back : {int64_t{0}, int64_t{1}, int64_t{30'000}, int64_t{5 * 60'000},
+                         int64_t{45 * 60'000}, int64_t{3 * 3'600'000}}) {
+      for (int64_t len : {int64_t{0}, int64_t{14'999}, int64_t{5 * 60'000}, int64_t{3'600'000}}) {
+        const int64_t hi = t - back, lo = hi - len;
+        auto x = cached->Select("m", nullptr, lo, hi);
+        auto y = plain->Select("m", nullptr, lo, hi);
+        ASSERT_TRUE(x.ok() && y.ok());
+        ASSERT_NO_FATAL_FAILURE(ExpectSameAnswer(*x, *y)) << "step " << i << " lo " << lo;
+      }
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectSeries(*cached, a, want_a, t - 3'600'000, t));
+  }
+  EXPECT_GT(cached->memory_usage().open_cache_bytes, 0u);  // the cache was in use
+  EXPECT_EQ(plain->memory_usage().open_cache_bytes, 0u);
+  // Two series at most a chunk's samples each.
+  EXPECT_LE(cached->memory_usage().open_cache_bytes, 2 * 120 * sizeof(Sample));
+}
+
+TEST_F(DbTest, OpenChunkCacheSelectionKeepsWhatItSawThroughGrowthAndCuts) {
+  DbOptions o;
+  o.samples_per_chunk = 20;
+  auto db = OpenDb(o);
+  const int64_t t0 = NowMs(clock_);
+  const Labels x = L("x");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(db->Append(x, t0 + i * 1000, i).ok());
+  const ChunkSelection before = db->SelectChunks("x", nullptr, t0, t0 + 100'000);
+  // Appends fill the buffer the selection shares, grow it (8 -> 16 -> 20 samples) and cut
+  // the chunk twice.
+  for (int i = 5; i < 50; ++i) ASSERT_TRUE(db->Append(x, t0 + i * 1000, -i).ok());
+  std::vector<Sample> got;
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_TRUE(before.Decode(0, &got));
+  ExpectSameAnswer({{x, {{t0, 0}, {t0 + 1000, 1}, {t0 + 2000, 2}, {t0 + 3000, 3}, {t0 + 4000, 4}}}},
+                   {{x, got}});
+  std::vector<Sample> want;
+  for (int i = 0; i < 50; ++i) want.push_back({t0 + i * 1000, static_cast<double>(i < 5 ? i : -i)});
+  ExpectSeries(*db, x, want, t0, t0 + 100'000);
+  ExpectSeries(*db, x, want, t0 + 41'500, t0 + 48'000);  // inside the open chunk
+  ExpectSeries(*db, x, want, t0 + 39'000, t0 + 40'000);  // across the last cut
+  EXPECT_EQ(db->memory_usage().open_cache_bytes, 20 * sizeof(Sample));
+}
+
+TEST_F(DbTest, OpenChunkCacheAfterPersistRestartAndRetention) {
+  const Labels x = L("x", {{"k", "v"}});
+  const int64_t t0 = NowMs(clock_);
+  std::vector<Sample> want;
+  auto append = [&](Db& db, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      want.push_back({t0 + i * 15'000, static_cast<double>(i * i)});
+      ASSERT_TRUE(db.Append(x, want.back().t_ms, want.back().v).ok());
+    }
+  };
+  {
+    auto db = OpenDb(DiskOptions());
+    append(*db, 0, 50);
+    ExpectSeries(*db, x, want, t0, t0 + 3'600'000);
+    // Persist seals the open chunk: the next samples start a new one, cached afresh.
+    ASSERT_TRUE(db->Persist().ok());
+    append(*db, 50, 70);
+    ExpectSeries(*db, x, want, t0 + 40 * 15'000, t0 + 3'600'000);
+    ExpectSeries(*db, x, want, t0 + 55 * 15'000, t0 + 65 * 15'000);
+    ASSERT_TRUE(db->Persist().ok());
+  }
+  {
+    // After a restart the history comes from blocks; new appends open a cached chunk.
+    auto db = OpenDb(DiskOptions());
+    ExpectSeries(*db, x, want, t0, t0 + 3'600'000);
+    append(*db, 70, 90);
+    ExpectSeries(*db, x, want, t0, t0 + 3'600'000);
+    ExpectSeries(*db, x, want, t0 + 80 * 15'000, t0 + 3'600'000);
+    EXPECT_GT(db->memory_usage().open_cache_bytes, 0u);
+
+    // Idle past the retention: the series goes, and so does its cache memory. A series of
+    // the same labels starts from nothing.
+    clock_.Advance(hours(24 * 40));
+    db->Maintain();
+    EXPECT_EQ(db->stats().series, 0u);
+    EXPECT_EQ(db->memory_usage().open_cache_bytes, 0u);
+    const int64_t t1 = NowMs(clock_);
+    ASSERT_TRUE(db->Append(x, t1, 7).ok());
+    ExpectSeries(*db, x, {{t1, 7}}, t0, t1 + 1);
+  }
+}
+
+TEST_F(DbTest, OpenChunkCacheStaysWithinItsBudget) {
+  DbOptions o;
+  o.open_chunk_cache_bytes = 24 * sizeof(Sample);  // one series' 8 + 16 samples
+  auto db = OpenDb(o);
+  const int64_t t0 = NowMs(clock_);
+  std::vector<Labels> series;
+  for (int s = 0; s < 5; ++s) series.push_back(L("m", {{"s", std::to_string(s)}}));
+  std::vector<std::vector<Sample>> want(series.size());
+  for (int i = 0; i < 300; ++i) {
+    for (size_t s = 0; s < series.size(); ++s) {
+      want[s].push_back({t0 + i * 15'000, static_cast<double>(i) + static_cast<double>(s) / 8});
+      ASSERT_TRUE(db->Append(series[s], want[s].back().t_ms, want[s].back().v).ok());
+    }
+    EXPECT_LE(db->memory_usage().open_cache_bytes, o.open_chunk_cache_bytes);
+    if (i % 11 != 0) continue;
+    // Cached, out of step (its growth refused) and uncached series answer alike.
+    for (size_t s = 0; s < series.size(); ++s) {
+      ExpectSeries(*db, series[s], want[s], t0 + i * 15'000 - 300'000, t0 + i * 15'000);
+    }
+  }
+  EXPECT_GT(db->memory_usage().open_cache_bytes, 0u);
+}
+
 TEST_F(DbTest, ConcurrentAppendsAndQueries) {
   auto db = OpenMemory();
   std::atomic<bool> done{false};

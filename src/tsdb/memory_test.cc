@@ -113,15 +113,20 @@ TEST(DbMemoryTest, BytesPerSampleAndPerSeries) {
       "chunk payload: %.3f bytes/sample; chunk records and spare capacity: %.3f bytes/sample\n"
       "series overhead (labels, indexes, encoders' state): %.0f bytes/series\n"
       "heap growth (malloc'd, all included): %.3f bytes/sample, %.0f bytes/series\n"
-      "block files: %llu bytes total, raw tier %.3f bytes/sample, %zu files\n",
+      "block files: %llu bytes total, raw tier %.3f bytes/sample, %zu files\n"
+      "open-chunk cache held (its budget; the buffers are allocated again on the next append): "
+      "%.0f bytes/series\n",
       m.series, static_cast<unsigned long long>(m.samples),
       static_cast<unsigned long long>(raw_samples), per_sample, overhead_per_sample, per_series,
       heap_per_sample, static_cast<double>(heap_after - heap_before) / m.series,
       static_cast<unsigned long long>(disk),
-      static_cast<double>(raw_disk) / static_cast<double>(raw_samples), db.blocks().size());
+      static_cast<double>(raw_disk) / static_cast<double>(raw_samples), db.blocks().size(),
+      static_cast<double>(m.open_cache_bytes) / static_cast<double>(m.series));
   EXPECT_EQ(m.series, num_series);
   EXPECT_LT(per_sample, 2.5);
   EXPECT_LT(per_series, 1024);
+  // At most one chunk's samples (120) of 16 bytes per series.
+  EXPECT_LE(m.open_cache_bytes, m.series * 120 * sizeof(Sample));
   opened->reset();
   fs::remove_all(dir);
 }

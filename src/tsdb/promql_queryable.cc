@@ -79,19 +79,47 @@ core::Result<std::vector<promql::Series>> DbQueryable::Select(
   return out;
 }
 
+namespace {
+
+// A selection and a sample buffer per thread, reused by SelectEach from query to query: the
+// rule engine makes several selections per rule every evaluation, and each would otherwise
+// allocate its buffers anew. Released after a query that grew them past kKeepBytes, so one
+// large query does not pin its memory to the thread.
+struct Scratch {
+  static constexpr size_t kKeepBytes = size_t{4} << 20;
+  ChunkSelection sel;
+  std::vector<promql::Point> points;
+  bool busy = false;  // a SelectEach on this thread is using it (fn may select again)
+};
+
+}  // namespace
+
 core::Status DbQueryable::SelectEach(const std::vector<promql::LabelMatcher>& matchers,
                                      int64_t min_ms, int64_t max_ms, const SeriesFn& fn) const {
-  const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
-  ChunkSelection sel =
-      db_.SelectChunks(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms);
-  std::vector<promql::Point> points;
-  for (size_t i = 0; i < sel.size(); ++i) {
-    points.clear();
-    if (!sel.Decode(i, &points)) {
-      return core::Internal("malformed chunk in series " + LabelsToString(*sel.labels(i)));
+  thread_local Scratch scratch;
+  Scratch local;
+  Scratch& s = scratch.busy ? local : scratch;
+  s.busy = true;
+  struct Done {
+    Scratch& s;
+    ~Done() {
+      s.sel.Clear();  // drop the references to chunks and labels now, not at the next query
+      if (s.sel.BufferBytes() + s.points.capacity() * sizeof(promql::Point) > Scratch::kKeepBytes) {
+        s.sel = ChunkSelection();
+        s.points = std::vector<promql::Point>();
+      }
+      s.busy = false;
     }
-    if (points.empty()) continue;  // as Select: no sample in the range
-    if (!fn(promql::Labels::FromShared(sel.TakeLabels(i)), &points)) break;
+  } done{s};
+  const promql::LabelMatcher* indexed = IndexedMatcher(matchers);
+  db_.SelectChunksInto(NameOf(indexed), MatcherFilter(matchers, indexed), min_ms, max_ms, &s.sel);
+  for (size_t i = 0; i < s.sel.size(); ++i) {
+    s.points.clear();
+    if (!s.sel.Decode(i, &s.points)) {
+      return core::Internal("malformed chunk in series " + LabelsToString(*s.sel.labels(i)));
+    }
+    if (s.points.empty()) continue;  // as Select: no sample in the range
+    if (!fn(promql::Labels::FromShared(s.sel.TakeLabels(i)), &s.points)) break;
   }
   return core::Status::Ok();
 }

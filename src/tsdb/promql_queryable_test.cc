@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "core/log.h"
@@ -116,6 +117,62 @@ TEST(DbQueryable, AnswersExactlyAsTheReferenceStorage) {
       }
     }
   }
+}
+
+// SelectEach reuses one selection per thread: a query must see only its own series and
+// samples, whatever the previous one selected, and a query made from inside fn (on the same
+// thread) must not disturb the outer one.
+TEST(DbQueryable, SelectEachAgainAndNestedAnswersEachQueryAlone) {
+  testing::FakeClock clock;
+  core::NullLogger log;
+  auto db = Db::Open(DbOptions{}, clock, log);
+  ASSERT_TRUE(db.ok());
+  const int64_t t0 = clock.UnixNanos() / 1'000'000;
+  for (int i = 0; i < 200; ++i) {
+    for (int s = 0; s < 4; ++s) {
+      ASSERT_TRUE(
+          (*db)
+              ->Append(MakeLabels({{"__name__", s < 3 ? "a" : "b"}, {"s", std::to_string(s)}}),
+                       t0 + i * 15'000, i * 10 + s)
+              .ok());
+    }
+  }
+  DbQueryable q(**db);
+  auto name = [](const char* n) {
+    return std::vector<promql::LabelMatcher>{
+        *promql::LabelMatcher::Make(promql::MatchType::kEqual, "__name__", n)};
+  };
+  // (series, first t, last t, count) per query.
+  using Seen = std::vector<std::tuple<std::string, int64_t, int64_t, size_t>>;
+  auto each = [&](const char* n, int64_t lo, int64_t hi, Seen* seen, bool nest) {
+    return q.SelectEach(
+        name(n), lo, hi, [&](const promql::Labels& l, std::vector<promql::Point>* p) {
+          if (nest) {
+            Seen inner;
+            auto st = q.SelectEach(name("b"), t0, t0 + 60'000,
+                                   [&](const promql::Labels& il, std::vector<promql::Point>* ip) {
+                                     inner.emplace_back(std::string(il.Get("s")), ip->front().t,
+                                                        ip->back().t, ip->size());
+                                     return true;
+                                   });
+            EXPECT_TRUE(st.ok());
+            EXPECT_EQ(inner, (Seen{{"3", t0, t0 + 60'000, 5}}));
+          }
+          seen->emplace_back(std::string(l.Get("s")), p->front().t, p->back().t, p->size());
+          return true;
+        });
+  };
+  Seen wide, narrow, nested;
+  ASSERT_TRUE(each("a", t0, t0 + 199 * 15'000, &wide, false).ok());
+  ASSERT_TRUE(each("b", t0 + 150'000, t0 + 180'000, &narrow, false).ok());
+  ASSERT_TRUE(each("a", t0 + 15'000, t0 + 45'000, &nested, true).ok());
+  EXPECT_EQ(wide, (Seen{{"0", t0, t0 + 199 * 15'000, 200},
+                        {"1", t0, t0 + 199 * 15'000, 200},
+                        {"2", t0, t0 + 199 * 15'000, 200}}));
+  EXPECT_EQ(narrow, (Seen{{"3", t0 + 150'000, t0 + 180'000, 3}}));
+  EXPECT_EQ(nested, (Seen{{"0", t0 + 15'000, t0 + 45'000, 3},
+                          {"1", t0 + 15'000, t0 + 45'000, 3},
+                          {"2", t0 + 15'000, t0 + 45'000, 3}}));
 }
 
 }  // namespace
