@@ -12,7 +12,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -175,10 +174,8 @@ class UpstreamConn : public std::enable_shared_from_this<UpstreamConn> {
       co_return ec;
     }
     boost::system::error_code ec;
-    const size_t n = detail::WriteNow(socket_, bufs, ec);
-    if (!ec && n < asio::buffer_size(bufs)) {
-      beast::buffers_suffix<Buffers> rest(bufs);
-      rest.consume(n);
+    auto rest = detail::WriteNow(socket_, bufs, ec);
+    if (asio::buffer_size(rest) > 0) {
       auto [wec, wn] = co_await asio::async_write(socket_, rest, kNoThrow);
       ec = wec;
     }

@@ -10,7 +10,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -218,10 +217,8 @@ class Connection final : public ResponseWriter, public std::enable_shared_from_t
   Task<bool> WriteAll(const Buffers& bufs) {
     if (client_gone_ || !socket_.is_open()) co_return false;
     boost::system::error_code ec;
-    const size_t n = detail::WriteNow(socket_, bufs, ec);
-    if (!ec && n < asio::buffer_size(bufs)) {
-      beast::buffers_suffix<Buffers> rest(bufs);
-      rest.consume(n);
+    auto rest = detail::WriteNow(socket_, bufs, ec);
+    if (asio::buffer_size(rest) > 0) {
       auto [wec, wn] = co_await asio::async_write(socket_, rest, kNoThrow);
       ec = wec;
     }
