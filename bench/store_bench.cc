@@ -3,7 +3,8 @@
 // ("Event store").
 //
 //   store_bench [--calls N] [--backend sqlite|clickhouse|both] [--reps K] [--dir DIR]
-//               [--max-ingest-seconds S] [--seed S]
+//               [--max-ingest-seconds S] [--seed S] [--sqlite-wal-pages P]
+//               [--sqlite-inline-checkpoint]
 //
 // The calls are generated batch by batch from a seeded PRNG (batch i from seed and i alone),
 // so every backend stores exactly the same calls, in start order with a little jitter as a
@@ -67,6 +68,9 @@ struct Flags {
   std::string dir;  // parent of the temporary directory; "" = the system's
   double max_ingest_seconds = 1800;
   uint64_t seed = 42;
+  // SQLite settings to compare (0 / false: the store's defaults).
+  int64_t sqlite_wal_pages = 0;  // wal_autocheckpoint_pages; wal_max_pages 4x it
+  bool sqlite_inline_checkpoint = false;
 };
 
 using Rng = bench::SplitMix64;
@@ -469,6 +473,10 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.max_ingest_seconds = std::strtod(v, nullptr);
     } else if (a == "--seed" && (v = value())) {
       f.seed = std::strtoull(v, nullptr, 10);
+    } else if (a == "--sqlite-wal-pages" && (v = value())) {
+      f.sqlite_wal_pages = std::strtoll(v, nullptr, 10);
+    } else if (a == "--sqlite-inline-checkpoint") {
+      f.sqlite_inline_checkpoint = true;
     } else {
       std::fprintf(stderr, "store_bench: unknown or incomplete flag %s\n", argv[i]);
       return false;
@@ -505,6 +513,11 @@ int Main(int argc, char** argv) {
     b.name = "SQLite";
     storage_sqlite::SqliteOptions o;
     o.path = (dir / "llmscope.db").string();
+    if (flags.sqlite_wal_pages > 0) {
+      o.wal_autocheckpoint_pages = flags.sqlite_wal_pages;
+      o.wal_max_pages = 4 * flags.sqlite_wal_pages;
+    }
+    o.background_checkpoint = !flags.sqlite_inline_checkpoint;
     auto store = storage_sqlite::SqliteStore::Open(o);
     if (!store.ok()) {
       b.skipped = store.status().ToString();
