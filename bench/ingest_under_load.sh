@@ -4,12 +4,13 @@
 #
 #   bench/ingest_under_load.sh            (about 3 x (DUR + PACED_DUR + 15) seconds)
 #
-# Three configurations, one after the other, each on a fresh gateway (bench/candidate.sh):
+# Four configurations, one after the other, each on a fresh gateway (bench/candidate.sh):
 #   off          storage off: the gateway, its metrics and its call log only
 #   sqlite       the embedded SQLite store, filled by the gateway's own calls
-#   sqlite+bulk  the same, while store_bench bulk-writes calls into another SQLite file on
-#                the same disk and cores (a second ingest competing for CPU, page cache and
-#                fsyncs), as fast as it can, for the whole run
+#   off+bulk     storage off, while store_bench bulk-writes calls into an SQLite file on the
+#                same disk and cores as fast as it can, for the whole run (a second ingest
+#                competing for CPU, page cache and fsyncs): what that competition alone costs
+#   sqlite+bulk  the embedded store beside the same bulk writer
 # Each runs wrk for DUR seconds at CONNS connections (throughput and latency at
 # saturation), then PACED_DUR seconds of a paced run (PACED_CONNS connections, each
 # waiting PACED_DELAY_MS between requests: latency at a fixed offered load below
@@ -37,7 +38,7 @@ PACED_DUR=${PACED_DUR:-15}
 PACED_CONNS=${PACED_CONNS:-8}
 PACED_DELAY_MS=${PACED_DELAY_MS:-4}
 BULK_CALLS=${BULK_CALLS:-20000000}
-CONFIGS=${CONFIGS:-off sqlite sqlite+bulk}
+CONFIGS=${CONFIGS:-off sqlite off+bulk sqlite+bulk}
 PORT=${PORT:-8895}
 MOCK_PORT=${MOCK_PORT:-9095}
 
@@ -98,7 +99,7 @@ printf '%-12s %7s %7s %7s %10s %7s %7s %7s %8s %9s %9s %7s %9s %9s %4s %5s\n' co
 
 for cfg in $CONFIGS; do
   store=sqlite
-  [ "$cfg" = off ] && store=off
+  case $cfg in off*) store=off ;; esac
   data="$WORK/run-$cfg"
   mkdir -p "$data"
   WORK="$data" LLMSCOPE_BIN="$BIN" LLMSCOPE_STORE=$store CALLS_LOG=/dev/null \
@@ -114,7 +115,7 @@ for cfg in $CONFIGS; do
     >"$data/warm.txt" 2>&1
 
   BULK=
-  if [ "$cfg" = sqlite+bulk ]; then
+  if [[ $cfg == *+bulk ]]; then
     "$STORE_BENCH" --backend sqlite --calls "$BULK_CALLS" --reps 1 --dir "$data" \
       --max-ingest-seconds "$((DUR + PACED_DUR + 10))" >"$data/bulk.out" 2>"$data/bulk.err" &
     BULK=$!

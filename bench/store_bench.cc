@@ -4,7 +4,7 @@
 //
 //   store_bench [--calls N] [--backend sqlite|clickhouse|both] [--reps K] [--dir DIR]
 //               [--max-ingest-seconds S] [--seed S] [--sqlite-wal-pages P]
-//               [--sqlite-inline-checkpoint]
+//               [--sqlite-background-checkpoint]
 //
 // The calls are generated batch by batch from a seeded PRNG (batch i from seed and i alone),
 // so every backend stores exactly the same calls, in start order with a little jitter as a
@@ -70,7 +70,7 @@ struct Flags {
   uint64_t seed = 42;
   // SQLite settings to compare (0 / false: the store's defaults).
   int64_t sqlite_wal_pages = 0;  // wal_autocheckpoint_pages; wal_max_pages 4x it
-  bool sqlite_inline_checkpoint = false;
+  bool sqlite_background_checkpoint = false;
 };
 
 using Rng = bench::SplitMix64;
@@ -475,8 +475,8 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.seed = std::strtoull(v, nullptr, 10);
     } else if (a == "--sqlite-wal-pages" && (v = value())) {
       f.sqlite_wal_pages = std::strtoll(v, nullptr, 10);
-    } else if (a == "--sqlite-inline-checkpoint") {
-      f.sqlite_inline_checkpoint = true;
+    } else if (a == "--sqlite-background-checkpoint") {
+      f.sqlite_background_checkpoint = true;
     } else {
       std::fprintf(stderr, "store_bench: unknown or incomplete flag %s\n", argv[i]);
       return false;
@@ -517,7 +517,7 @@ int Main(int argc, char** argv) {
       o.wal_autocheckpoint_pages = flags.sqlite_wal_pages;
       o.wal_max_pages = 4 * flags.sqlite_wal_pages;
     }
-    o.background_checkpoint = !flags.sqlite_inline_checkpoint;
+    o.background_checkpoint = flags.sqlite_background_checkpoint;
     auto store = storage_sqlite::SqliteStore::Open(o);
     if (!store.ok()) {
       b.skipped = store.status().ToString();

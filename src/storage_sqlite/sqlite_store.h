@@ -54,8 +54,11 @@ struct SqliteOptions {
   // checkpoint whenever a commit leaves wal_autocheckpoint_pages or more in the WAL, while
   // the writer goes on committing, then catches up on the commits made meanwhile under the
   // write lock (usually a batch or two), so that the next transaction starts the WAL over.
-  // false: the writer checkpoints inside its commits, as SQLite does by default.
-  bool background_checkpoint = true;
+  // It takes about a tenth of the ingest CPU off the writing thread for the same total, so
+  // it raises the ingest rate only where a core is idle; on a busy 2-core machine the
+  // extra thread competes with the writer and ingest was slower (docs/BENCHMARKS.md), so
+  // the default (false) is SQLite's own: the writer checkpoints inside its commits.
+  bool background_checkpoint = false;
   // With background_checkpoint: the WAL bound. A commit that leaves more than this many
   // pages in the WAL (the checkpointer fell behind, e.g. on a starved machine) is followed
   // by a checkpoint in the writer itself, so the WAL file never holds more than this plus

@@ -68,8 +68,9 @@ std::unique_ptr<SqliteStore> OpenOrFail(const SqliteOptions& options) {
   return std::move(*store);
 }
 
-// The contract suite, on default settings and on settings that stress the edges: one read
-// connection (queries queue for it) and tiny retention batches (many transactions).
+// The contract suite, on default settings, on settings that stress the edges: one read
+// connection (queries queue for it) and tiny retention batches (many transactions), and
+// with checkpoints on their own thread every few pages.
 INSTANTIATE_TEST_SUITE_P(
     Sqlite, StoreContract,
     ::testing::Values(storage::StoreFactory{"defaults",
@@ -82,6 +83,14 @@ INSTANTIATE_TEST_SUITE_P(
                                               o.read_connections = 1;
                                               o.retention_batch_rows = 7;
                                               o.mmap_bytes = 0;
+                                              return OpenOrFail(o);
+                                            }},
+                      storage::StoreFactory{"background_checkpoints",
+                                            []() -> std::unique_ptr<storage::Store> {
+                                              SqliteOptions o = OptionsFor(Dir().NewPath());
+                                              o.background_checkpoint = true;
+                                              o.wal_autocheckpoint_pages = 8;
+                                              o.wal_max_pages = 32;
                                               return OpenOrFail(o);
                                             }}),
     storage::StoreFactoryName);
@@ -308,6 +317,7 @@ TEST(SqliteStore, RefusesBadOptionsListingEachProblem) {
   o.path = ":memory:";
   o.read_connections = 0;
   o.busy_timeout_ms = -1;
+  o.background_checkpoint = true;
   o.wal_max_pages = o.wal_autocheckpoint_pages - 1;
   auto store = SqliteStore::Open(o);
   ASSERT_FALSE(store.ok());
@@ -404,7 +414,7 @@ TEST(SqliteStore, BackgroundCheckpointsKeepTheWalBoundedAndLoseNothing) {
 
   std::string path = Dir().NewPath();
   SqliteOptions o = OptionsFor(path);
-  ASSERT_TRUE(o.background_checkpoint);  // the default
+  o.background_checkpoint = true;
   o.wal_autocheckpoint_pages = 16;
   o.wal_max_pages = 64;
   const int64_t bound = 32 + o.wal_max_pages * kFrameBytes + largest_commit;
