@@ -4,7 +4,7 @@
 //
 //   store_bench [--calls N] [--backend sqlite|clickhouse|both] [--reps K] [--dir DIR]
 //               [--max-ingest-seconds S] [--seed S] [--sqlite-wal-pages P]
-//               [--sqlite-background-checkpoint]
+//               [--sqlite-background-checkpoint] [--gateway-ids]
 //
 // The calls are generated batch by batch from a seeded PRNG (batch i from seed and i alone),
 // so every backend stores exactly the same calls, in start order with a little jitter as a
@@ -71,6 +71,9 @@ struct Flags {
   // SQLite settings to compare (0 / false: the store's defaults).
   int64_t sqlite_wal_pages = 0;  // wal_autocheckpoint_pages; wal_max_pages 4x it
   bool sqlite_background_checkpoint = false;
+  // Request ids as the gateway makes them ("req_" + 16 hex digits, 20 bytes) instead of
+  // 36-byte uuids (what clients and OTLP spans often carry): every index entry repeats it.
+  bool gateway_ids = false;
 };
 
 using Rng = bench::SplitMix64;
@@ -130,13 +133,18 @@ std::string UserName(int u) {
 // Calls [first, first + count) of `total`, spread evenly over kDays days in start order, each
 // shifted by up to 2 s of jitter (calls are handed over as they finish, not as they start).
 std::vector<core::LlmCall> GenerateBatch(uint64_t seed, int64_t batch_index, int64_t first,
-                                         int64_t count, int64_t total) {
+                                         int64_t count, int64_t total, bool gateway_ids) {
   Rng rng(seed * 0x100000001b3ULL + static_cast<uint64_t>(batch_index));
   const double step = static_cast<double>(kDays * storage::kNanosPerDay) / total;
   std::vector<core::LlmCall> calls(count);
   for (int64_t i = 0; i < count; ++i) {
     core::LlmCall& c = calls[i];
-    c.request_id = Uuid(rng);
+    c.request_id = Uuid(rng);  // two draws either way: the other fields stay the same
+    if (gateway_ids) {
+      // "req_" and the uuid's first 16 hex digits (64 random bits; the dash at 8 skipped).
+      c.request_id = "req_" + c.request_id.substr(0, 8) + c.request_id.substr(9, 4) +
+                     c.request_id.substr(15, 3) + c.request_id.substr(19, 1);
+    }
     for (auto& b : c.trace_id) b = static_cast<uint8_t>(rng.Next());
     for (auto& b : c.span_id) b = static_cast<uint8_t>(rng.Next());
     if (rng.Below(4) == 0) {
@@ -302,7 +310,8 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t first = b * static_cast<int64_t>(kBatch);
     const int64_t count = std::min<int64_t>(kBatch, flags.calls - first);
-    std::vector<core::LlmCall> calls = GenerateBatch(flags.seed, b, first, count, flags.calls);
+    std::vector<core::LlmCall> calls =
+        GenerateBatch(flags.seed, b, first, count, flags.calls, flags.gateway_ids);
     if (count_json) {
       for (int64_t i = 0; i < count; ++i) {
         w.json_bytes += static_cast<int64_t>(core::FormatCallJson(calls[i], false).size()) + 1;
@@ -475,6 +484,8 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.seed = std::strtoull(v, nullptr, 10);
     } else if (a == "--sqlite-wal-pages" && (v = value())) {
       f.sqlite_wal_pages = std::strtoll(v, nullptr, 10);
+    } else if (a == "--gateway-ids") {
+      f.gateway_ids = true;
     } else if (a == "--sqlite-background-checkpoint") {
       f.sqlite_background_checkpoint = true;
     } else {
