@@ -3,7 +3,8 @@
 // ("Event store").
 //
 //   store_bench [--calls N] [--backend sqlite|clickhouse|both] [--reps K] [--dir DIR]
-//               [--max-ingest-seconds S] [--seed S]
+//               [--max-ingest-seconds S] [--seed S] [--sqlite-wal-pages P]
+//               [--sqlite-background-checkpoint] [--gateway-ids]
 //
 // The calls are generated batch by batch from a seeded PRNG (batch i from seed and i alone),
 // so every backend stores exactly the same calls, in start order with a little jitter as a
@@ -67,6 +68,12 @@ struct Flags {
   std::string dir;  // parent of the temporary directory; "" = the system's
   double max_ingest_seconds = 1800;
   uint64_t seed = 42;
+  // SQLite settings to compare (0 / false: the store's defaults).
+  int64_t sqlite_wal_pages = 0;  // wal_autocheckpoint_pages; wal_max_pages 4x it
+  bool sqlite_background_checkpoint = false;
+  // Request ids as the gateway makes them ("req_" + 16 hex digits, 20 bytes) instead of
+  // 36-byte uuids (what clients and OTLP spans often carry): every index entry repeats it.
+  bool gateway_ids = false;
 };
 
 using Rng = bench::SplitMix64;
@@ -126,13 +133,18 @@ std::string UserName(int u) {
 // Calls [first, first + count) of `total`, spread evenly over kDays days in start order, each
 // shifted by up to 2 s of jitter (calls are handed over as they finish, not as they start).
 std::vector<core::LlmCall> GenerateBatch(uint64_t seed, int64_t batch_index, int64_t first,
-                                         int64_t count, int64_t total) {
+                                         int64_t count, int64_t total, bool gateway_ids) {
   Rng rng(seed * 0x100000001b3ULL + static_cast<uint64_t>(batch_index));
   const double step = static_cast<double>(kDays * storage::kNanosPerDay) / total;
   std::vector<core::LlmCall> calls(count);
   for (int64_t i = 0; i < count; ++i) {
     core::LlmCall& c = calls[i];
-    c.request_id = Uuid(rng);
+    c.request_id = Uuid(rng);  // two draws either way: the other fields stay the same
+    if (gateway_ids) {
+      // "req_" and the uuid's first 16 hex digits (64 random bits; the dash at 8 skipped).
+      c.request_id = "req_" + c.request_id.substr(0, 8) + c.request_id.substr(9, 4) +
+                     c.request_id.substr(15, 3) + c.request_id.substr(19, 1);
+    }
     for (auto& b : c.trace_id) b = static_cast<uint8_t>(rng.Next());
     for (auto& b : c.span_id) b = static_cast<uint8_t>(rng.Next());
     if (rng.Below(4) == 0) {
@@ -215,6 +227,13 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// CPU time of the whole process (every thread), in seconds.
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 // Nearest rank from below, as storage::ExactQuantile.
 double Quantile(std::vector<double> v, double q) {
   if (v.empty()) return NAN;
@@ -280,13 +299,19 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
   const int64_t batches = (flags.calls + static_cast<int64_t>(kBatch) - 1) / kBatch;
   std::vector<double> batch_ms;
   double ingest_cpu_seconds = 0;
+  // The store's threads besides the writing one (SQLite's background checkpointer) count
+  // too: process CPU over the ingest loop minus the loop's own work outside WriteCalls.
+  double outside_cpu_seconds = 0;
+  const double process_cpu0 = ProcessCpuSeconds();
+  double thread_cpu_mark = ThreadCpuSeconds();
   std::fprintf(stderr, "%s: writing %" PRId64 " calls in batches of %zu\n",
                std::string(store.name()).c_str(), flags.calls, kBatch);
   auto progress = Clock::now();
   for (int64_t b = 0; b < batches; ++b) {
     const int64_t first = b * static_cast<int64_t>(kBatch);
     const int64_t count = std::min<int64_t>(kBatch, flags.calls - first);
-    std::vector<core::LlmCall> calls = GenerateBatch(flags.seed, b, first, count, flags.calls);
+    std::vector<core::LlmCall> calls =
+        GenerateBatch(flags.seed, b, first, count, flags.calls, flags.gateway_ids);
     if (count_json) {
       for (int64_t i = 0; i < count; ++i) {
         w.json_bytes += static_cast<int64_t>(core::FormatCallJson(calls[i], false).size()) + 1;
@@ -295,10 +320,12 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
       w.json_calls += count;
     }
     const double cpu0 = ThreadCpuSeconds();
+    outside_cpu_seconds += cpu0 - thread_cpu_mark;
     auto t0 = Clock::now();
     core::Status s = store.WriteCalls(calls);
     auto t1 = Clock::now();
-    ingest_cpu_seconds += ThreadCpuSeconds() - cpu0;
+    thread_cpu_mark = ThreadCpuSeconds();
+    ingest_cpu_seconds += thread_cpu_mark - cpu0;
     if (!s.ok()) {
       out.skipped =
           "WriteCalls failed after " + std::to_string(out.written) + " calls: " + s.ToString();
@@ -326,6 +353,10 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
                out.batch_p95_ms);
   std::fprintf(stderr, "  ingest CPU of the writing thread: %.1f s, %.0f calls per CPU-second\n",
                ingest_cpu_seconds, static_cast<double>(out.written) / ingest_cpu_seconds);
+  outside_cpu_seconds += ThreadCpuSeconds() - thread_cpu_mark;
+  const double store_cpu_seconds = ProcessCpuSeconds() - process_cpu0 - outside_cpu_seconds;
+  std::fprintf(stderr, "  ingest CPU of all store threads: %.1f s, %.0f calls per CPU-second\n",
+               store_cpu_seconds, static_cast<double>(out.written) / store_cpu_seconds);
 
   // The day before the last generated day: a full day well inside the data.
   const int64_t days_written = std::max<int64_t>(
@@ -451,6 +482,12 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.max_ingest_seconds = std::strtod(v, nullptr);
     } else if (a == "--seed" && (v = value())) {
       f.seed = std::strtoull(v, nullptr, 10);
+    } else if (a == "--sqlite-wal-pages" && (v = value())) {
+      f.sqlite_wal_pages = std::strtoll(v, nullptr, 10);
+    } else if (a == "--gateway-ids") {
+      f.gateway_ids = true;
+    } else if (a == "--sqlite-background-checkpoint") {
+      f.sqlite_background_checkpoint = true;
     } else {
       std::fprintf(stderr, "store_bench: unknown or incomplete flag %s\n", argv[i]);
       return false;
@@ -487,6 +524,11 @@ int Main(int argc, char** argv) {
     b.name = "SQLite";
     storage_sqlite::SqliteOptions o;
     o.path = (dir / "llmscope.db").string();
+    if (flags.sqlite_wal_pages > 0) {
+      o.wal_autocheckpoint_pages = flags.sqlite_wal_pages;
+      o.wal_max_pages = 4 * flags.sqlite_wal_pages;
+    }
+    o.background_checkpoint = flags.sqlite_background_checkpoint;
     auto store = storage_sqlite::SqliteStore::Open(o);
     if (!store.ok()) {
       b.skipped = store.status().ToString();

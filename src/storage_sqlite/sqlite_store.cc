@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <initializer_list>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -660,6 +662,95 @@ struct SqliteStore::Impl {
 
   ReadPool pool;
 
+  // Checkpoints off the write path (options.background_checkpoint); see CheckpointLoop.
+  // Serializes this process's checkpoints: SQLite lets one connection at a time hold the
+  // checkpoint lock and answers a second with SQLITE_BUSY instead of waiting, so without it
+  // a writer bounding the WAL could find the checkpointer's lock and do nothing. Lock
+  // order: write_mu before checkpoint_mu.
+  std::mutex checkpoint_mu;
+  // Pages in the WAL after the writer's last commit (SQLite's WAL hook, run inside the
+  // commit, so written under write_mu).
+  std::atomic<int64_t> wal_frames{0};
+  struct Checkpointer {
+    Db db;          // used with checkpoint_mu held, by the thread below only
+    std::mutex mu;  // guards due and stop
+    std::condition_variable cv;
+    bool due = false;
+    bool stop = false;
+    std::thread thread;  // started last by Open, joined by ~Impl before any connection closes
+  } ckpt;
+
+  ~Impl() { StopCheckpointer(); }
+
+  void StopCheckpointer() {
+    if (!ckpt.thread.joinable()) return;
+    {
+      std::lock_guard lock(ckpt.mu);
+      ckpt.stop = true;
+    }
+    ckpt.cv.notify_one();
+    ckpt.thread.join();
+  }
+
+  // SQLite's WAL hook on the writer, run by each commit with the WAL's page count: wakes
+  // the checkpointer once the WAL holds wal_autocheckpoint_pages. Never fails the commit.
+  static int OnWalCommit(void* arg, sqlite3*, const char*, int frames) {
+    auto* m = static_cast<Impl*>(arg);
+    m->wal_frames.store(frames, std::memory_order_relaxed);
+    if (frames >= m->options.wal_autocheckpoint_pages) {
+      {
+        std::lock_guard lock(m->ckpt.mu);
+        m->ckpt.due = true;
+      }
+      m->ckpt.cv.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  // The checkpoint thread. Each round, once woken: (1) a PASSIVE checkpoint without the
+  // write lock copies the WAL into the database file while the writer goes on committing;
+  // (2) under the write lock, a second PASSIVE checkpoint copies what was committed during
+  // (1), so the WAL is then fully copied and the writer's next transaction starts it over
+  // from its beginning instead of growing it. The writer waits only for (2). Failures
+  // (SQLITE_BUSY while a reader still reads old pages, I/O errors) leave the pages in the
+  // WAL for the next round, and the writer's own bound (Commit) still holds.
+  void CheckpointLoop() {
+    std::unique_lock lock(ckpt.mu);
+    while (true) {
+      ckpt.cv.wait(lock, [&] { return ckpt.due || ckpt.stop; });
+      if (ckpt.stop) return;
+      ckpt.due = false;
+      lock.unlock();
+      {
+        std::lock_guard c(checkpoint_mu);
+        (void)sqlite3_wal_checkpoint_v2(ckpt.db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                        nullptr);
+      }
+      {
+        std::lock_guard write_lock(write_mu);
+        std::lock_guard c(checkpoint_mu);
+        (void)sqlite3_wal_checkpoint_v2(ckpt.db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                        nullptr);
+      }
+      lock.lock();
+    }
+  }
+
+  // The WAL bound of background checkpointing: after a commit that left more than
+  // wal_max_pages in the WAL, the writer copies it back itself (no commit can intervene:
+  // write_mu is held), so the next transaction starts the WAL over. A failed checkpoint
+  // does not fail the commit, which is done; the next commit tries again.
+  // REQUIRES: write_mu held.
+  void BoundWalLocked() {
+    if (!options.background_checkpoint ||
+        wal_frames.load(std::memory_order_relaxed) <= options.wal_max_pages) {
+      return;
+    }
+    std::lock_guard c(checkpoint_mu);
+    (void)sqlite3_wal_checkpoint_v2(writer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                    nullptr);
+  }
+
   Deadline DeadlineIn(core::Nanos timeout) const {
     core::MonoTime now = clock->Now();
     core::MonoTime at =
@@ -676,9 +767,14 @@ struct SqliteStore::Impl {
   }
 
   core::Status Begin() { return Run(w.begin, "begin transaction"); }
+  // REQUIRES: write_mu held.
   core::Status Commit() {
     core::Status s = Run(w.commit, "commit");
-    if (!s.ok()) Rollback();
+    if (!s.ok()) {
+      Rollback();
+      return s;
+    }
+    BoundWalLocked();
     return s;
   }
   void Rollback() {
@@ -868,6 +964,9 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
   if (options.wal_autocheckpoint_pages < 1) {
     problems.push_back("wal_autocheckpoint_pages: must be >= 1");
   }
+  if (options.background_checkpoint && options.wal_max_pages < options.wal_autocheckpoint_pages) {
+    problems.push_back("wal_max_pages: must be >= wal_autocheckpoint_pages");
+  }
   if (!problems.empty()) {
     std::string message = "sqlite options:";
     for (const auto& p : problems) message += " " + p + ";";
@@ -906,7 +1005,9 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
                           (impl->options.sync_every_commit ? "FULL" : "NORMAL") +
                           "; PRAGMA secure_delete = ON; PRAGMA journal_size_limit = 67108864" +
                           "; PRAGMA wal_autocheckpoint = " +
-                          std::to_string(impl->options.wal_autocheckpoint_pages),
+                          std::to_string(impl->options.background_checkpoint
+                                             ? 0
+                                             : impl->options.wal_autocheckpoint_pages),
                       "configure " + path);
       !s.ok()) {
     return s;
@@ -956,6 +1057,30 @@ core::Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteOptions optio
     }
     sqlite3_progress_handler(conn->db.get(), kProgressInstructions, ProgressHandler, conn.get());
     impl->pool.Add(std::move(conn));
+  }
+
+  if (impl->options.background_checkpoint) {
+    auto db = Db::Open(path);
+    if (!db.ok()) return db.status();
+    impl->ckpt.db = std::move(*db);
+    // A checkpoint syncs as the writer's commits do; the first read opens the WAL.
+    if (auto s = impl->ckpt.db.Exec(
+            "PRAGMA busy_timeout = " + std::to_string(impl->options.busy_timeout_ms) +
+                "; PRAGMA cache_size = -1024; PRAGMA synchronous = " +
+                (impl->options.sync_every_commit ? "FULL" : "NORMAL"),
+            "configure the checkpointer of " + path);
+        !s.ok()) {
+      return s;
+    }
+    if (auto n = impl->ckpt.db.QueryInt("SELECT count(*) FROM sqlite_schema",
+                                        "open the checkpointer of " + path);
+        !n.ok()) {
+      return n.status();
+    }
+    // Replaces SQLite's own WAL hook, which wal_autocheckpoint = 0 has already turned off.
+    sqlite3_wal_hook(w.get(), &Impl::OnWalCommit, impl.get());
+    Impl* m = impl.get();
+    impl->ckpt.thread = std::thread([m] { m->CheckpointLoop(); });
   }
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
@@ -1484,6 +1609,7 @@ core::Result<storage::RetentionReport> SqliteStore::ApplyRetention(
   // Copy the WAL back into the (now shorter) file so that the space shows on disk. PASSIVE
   // never waits for readers; what it cannot copy now the next automatic checkpoint does.
   std::lock_guard lock(impl_->write_mu);
+  std::lock_guard checkpoint(impl_->checkpoint_mu);
   int rc = sqlite3_wal_checkpoint_v2(impl_->writer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                      nullptr, nullptr);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {

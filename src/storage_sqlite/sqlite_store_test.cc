@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -67,8 +68,9 @@ std::unique_ptr<SqliteStore> OpenOrFail(const SqliteOptions& options) {
   return std::move(*store);
 }
 
-// The contract suite, on default settings and on settings that stress the edges: one read
-// connection (queries queue for it) and tiny retention batches (many transactions).
+// The contract suite, on default settings, on settings that stress the edges: one read
+// connection (queries queue for it) and tiny retention batches (many transactions), and
+// with checkpoints on their own thread every few pages.
 INSTANTIATE_TEST_SUITE_P(
     Sqlite, StoreContract,
     ::testing::Values(storage::StoreFactory{"defaults",
@@ -81,6 +83,14 @@ INSTANTIATE_TEST_SUITE_P(
                                               o.read_connections = 1;
                                               o.retention_batch_rows = 7;
                                               o.mmap_bytes = 0;
+                                              return OpenOrFail(o);
+                                            }},
+                      storage::StoreFactory{"background_checkpoints",
+                                            []() -> std::unique_ptr<storage::Store> {
+                                              SqliteOptions o = OptionsFor(Dir().NewPath());
+                                              o.background_checkpoint = true;
+                                              o.wal_autocheckpoint_pages = 8;
+                                              o.wal_max_pages = 32;
                                               return OpenOrFail(o);
                                             }}),
     storage::StoreFactoryName);
@@ -307,10 +317,12 @@ TEST(SqliteStore, RefusesBadOptionsListingEachProblem) {
   o.path = ":memory:";
   o.read_connections = 0;
   o.busy_timeout_ms = -1;
+  o.background_checkpoint = true;
+  o.wal_max_pages = o.wal_autocheckpoint_pages - 1;
   auto store = SqliteStore::Open(o);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), core::StatusCode::kInvalidArgument);
-  for (const char* field : {"path", "read_connections", "busy_timeout_ms"}) {
+  for (const char* field : {"path", "read_connections", "busy_timeout_ms", "wal_max_pages"}) {
     EXPECT_NE(store.status().message().find(field), std::string::npos) << store.status().message();
   }
   o = SqliteOptions{};
@@ -367,6 +379,67 @@ TEST(SqliteStore, CommittedWritesSurviveAProcessThatDiesWithoutClosing) {
   auto stats = store->Stats();
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->calls, 500);
+}
+
+// Checkpoints run off the write path, yet the WAL stays bounded whatever the checkpoint
+// thread manages: a commit leaving more than wal_max_pages in the WAL is followed by a
+// checkpoint in the writer, so the WAL file (which never shrinks below its high-water mark
+// short of journal_size_limit) holds at most the bound plus one transaction. Every call is
+// still there after reopening.
+TEST(SqliteStore, BackgroundCheckpointsKeepTheWalBoundedAndLoseNothing) {
+  constexpr int64_t kFrameBytes = 4096 + 24;  // page plus WAL frame header
+  constexpr int kBatches = 60;
+  constexpr int kPerBatch = 200;
+  auto batch = [](int b) {
+    return Calls(kPerBatch, kBase + b * int64_t{kPerBatch} * 1'000'000'000, 1'000'000'000,
+                 "b" + std::to_string(b) + "-");
+  };
+  // The same writes to a store that never checkpoints: each commit's growth of its WAL is
+  // that transaction's pages.
+  int64_t largest_commit = 0;
+  int64_t unchecked_wal = 0;
+  {
+    SqliteOptions ref = OptionsFor(Dir().NewPath());
+    ref.background_checkpoint = false;
+    ref.wal_autocheckpoint_pages = int64_t{1} << 30;
+    auto store = OpenOrFail(ref);
+    ASSERT_NE(store, nullptr);
+    for (int b = 0; b < kBatches; ++b) {
+      const int64_t before = FileSize(ref.path + "-wal");
+      ASSERT_TRUE(store->WriteCalls(batch(b)).ok());
+      unchecked_wal = FileSize(ref.path + "-wal");
+      largest_commit = std::max(largest_commit, unchecked_wal - before);
+    }
+  }
+
+  std::string path = Dir().NewPath();
+  SqliteOptions o = OptionsFor(path);
+  o.background_checkpoint = true;
+  o.wal_autocheckpoint_pages = 16;
+  o.wal_max_pages = 64;
+  const int64_t bound = 32 + o.wal_max_pages * kFrameBytes + largest_commit;
+  ASSERT_GT(unchecked_wal, 3 * bound);  // the bound is what keeps the WAL small
+  std::vector<core::LlmCall> all;
+  {
+    auto store = OpenOrFail(o);
+    ASSERT_NE(store, nullptr);
+    for (int b = 0; b < kBatches; ++b) {
+      auto calls = batch(b);
+      ASSERT_TRUE(store->WriteCalls(calls).ok());
+      all.insert(all.end(), calls.begin(), calls.end());
+      EXPECT_LE(FileSize(path + "-wal"), bound) << "after batch " << b;
+    }
+  }
+  auto store = OpenOrFail(o);
+  ASSERT_NE(store, nullptr);
+  auto stats = store->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->calls, kBatches * kPerBatch);
+  for (size_t i : {size_t{0}, all.size() / 2, all.size() - 1}) {
+    auto got = store->GetCall(all[i].request_id);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, all[i]);
+  }
 }
 
 TEST(SqliteStore, RefusesANewerSchemaVersionAndLeavesTheFileAlone) {
