@@ -226,6 +226,7 @@ core::Result<std::unique_ptr<storage::Store>> OpenStore(const StorageConfig& c,
                                           ec);
       storage_sqlite::SqliteOptions o;
       o.path = c.sqlite_path;
+      o.background_checkpoint = c.sqlite_background_checkpoint;
       o.clock = &clock;
       auto s = storage_sqlite::SqliteStore::Open(std::move(o));
       if (!s.ok()) return s.status();

@@ -285,8 +285,9 @@ void ParseStorage(const YAML::Node& s, StorageConfig& c, const EnvLookup& env, P
   Get(s, "dir", "storage", c.dir, p);
   if (c.dir.empty()) p.Add(s["dir"], "storage.dir", "must not be empty");
   if (auto q = s["sqlite"]; q.IsDefined()) {
-    CheckKeys(q, "storage.sqlite", {"path"}, p);
+    CheckKeys(q, "storage.sqlite", {"path", "background_checkpoint"}, p);
     Get(q, "path", "storage.sqlite", c.sqlite_path, p);
+    Get(q, "background_checkpoint", "storage.sqlite", c.sqlite_background_checkpoint, p);
   }
   if (auto q = s["clickhouse"]; q.IsDefined()) {
     CheckKeys(q, "storage.clickhouse", {"url", "database", "user", "password_env", "timeout_ms"},

@@ -29,6 +29,9 @@ struct StorageConfig {
   // Base directory for the SQLite file and the spill queue; created when missing.
   std::string dir = "llmscope-data";
   std::string sqlite_path;  // default <dir>/llmscope.db
+  // WAL checkpoints on a thread of their own instead of inside the writer's commits
+  // (storage_sqlite::SqliteOptions::background_checkpoint): worth it with idle cores.
+  bool sqlite_background_checkpoint = false;
   std::string clickhouse_url = "http://127.0.0.1:8123";
   std::string clickhouse_database = "llmscope";
   std::string clickhouse_user = "default";

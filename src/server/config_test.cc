@@ -105,6 +105,21 @@ TEST(ConfigTest, StorageDefaultsToSqliteUnderItsDir) {
   EXPECT_EQ(c->storage.retention.content_days, 7);
 }
 
+TEST(ConfigTest, SqliteBackgroundCheckpointIsABoolean) {
+  auto on = ParseConfig(std::string(kMinimalRoutes) +
+                            "storage:\n  sqlite: {path: /tmp/x.db, background_checkpoint: true}\n",
+                        "t", Env);
+  ASSERT_TRUE(on.ok()) << on.status().message();
+  EXPECT_TRUE(on->storage.sqlite_background_checkpoint);
+  EXPECT_EQ(on->storage.sqlite_path, "/tmp/x.db");
+  auto bad = ParseConfig(
+      std::string(kMinimalRoutes) + "storage:\n  sqlite: {background_checkpoint: sometimes}\n", "t",
+      Env);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("storage.sqlite.background_checkpoint"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(ConfigTest, StorageSectionParsesAndNamesEachProblem) {
   std::string yaml = kMinimalRoutes;
   yaml +=
@@ -119,6 +134,7 @@ TEST(ConfigTest, StorageSectionParsesAndNamesEachProblem) {
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->storage.backend, StorageConfig::Backend::kClickHouse);
   EXPECT_EQ(c->storage.sqlite_path, "/var/lib/llmscope/llmscope.db");
+  EXPECT_FALSE(c->storage.sqlite_background_checkpoint);
   EXPECT_EQ(c->storage.clickhouse_url, "http://127.0.0.1:9123");
   EXPECT_EQ(c->storage.clickhouse_database, "calls_db");
   EXPECT_EQ(c->storage.clickhouse_password, "sk-test");
