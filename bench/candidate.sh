@@ -5,7 +5,8 @@
 # $WORK (default /tmp/perf), or to CALLS_LOG, so that writing it is part of the measured cost.
 # LLMSCOPE_STORE picks the event store (default off: the gateway, its metrics and its call
 # log, as nginx's proxy hop is measured without storage; `sqlite` adds the embedded store,
-# kept in $WORK).
+# kept in $WORK; `clickhouse` writes to the server LLMSCOPE_CLICKHOUSE_URL names, into database
+# LLMSCOPE_CLICKHOUSE_DB).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${LLMSCOPE_BIN:-$HERE/../build/release/llmscope}
@@ -22,6 +23,7 @@ logs:
 storage:
   backend: ${LLMSCOPE_STORE:-off}
   dir: $WORK/llmscope-data-$1
+  clickhouse: {url: "${LLMSCOPE_CLICKHOUSE_URL:-http://127.0.0.1:8123}", database: "${LLMSCOPE_CLICKHOUSE_DB:-llmscope}"}
 upstreams:
   - name: bench
     kind: openai_compatible

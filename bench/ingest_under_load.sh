@@ -11,6 +11,10 @@
 #                same disk and cores as fast as it can, for the whole run (a second ingest
 #                competing for CPU, page cache and fsyncs): what that competition alone costs
 #   sqlite+bulk  the embedded store beside the same bulk writer
+#   clickhouse, clickhouse+bulk (only when named in CONFIGS, or with CONFIGS=all)
+#                the same with the ClickHouse store: a private clickhouse-server (Debian's,
+#                CLICKHOUSE_SERVER) on loopback, on the same 2 cores; the bulk writer is
+#                store_bench writing to that server, into a database of its own
 # Each runs wrk for DUR seconds at CONNS connections (throughput and latency at
 # saturation), then PACED_DUR seconds of a paced run (PACED_CONNS connections, each
 # waiting PACED_DELAY_MS between requests: latency at a fixed offered load below
@@ -39,6 +43,10 @@ PACED_CONNS=${PACED_CONNS:-8}
 PACED_DELAY_MS=${PACED_DELAY_MS:-4}
 BULK_CALLS=${BULK_CALLS:-20000000}
 CONFIGS=${CONFIGS:-off sqlite off+bulk sqlite+bulk}
+[ "$CONFIGS" = all ] && CONFIGS="off sqlite off+bulk sqlite+bulk clickhouse clickhouse+bulk"
+CLICKHOUSE_SERVER=${CLICKHOUSE_SERVER:-/usr/sbin/clickhouse-server}
+CH_HTTP_PORT=${CH_HTTP_PORT:-9123}
+CH_TCP_PORT=${CH_TCP_PORT:-9124}
 PORT=${PORT:-8895}
 MOCK_PORT=${MOCK_PORT:-9095}
 
@@ -82,6 +90,50 @@ trap cleanup EXIT
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 
+# A private ClickHouse for the clickhouse configurations: loopback only, its data in $WORK,
+# stopped by its PID with the rest.
+CH_URL=
+if [[ " $CONFIGS " == *" clickhouse"* ]]; then
+  [ -x "$CLICKHOUSE_SERVER" ] || { echo "ingest_under_load: needs $CLICKHOUSE_SERVER" >&2; exit 2; }
+  ch="$WORK/clickhouse"
+  mkdir -p "$ch/data" "$ch/tmp" "$ch/user_files" "$ch/format_schemas"
+  cat >"$ch/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$ch/server.log</log><errorlog>$ch/server.err.log</errorlog><console>0</console></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>$CH_HTTP_PORT</http_port>
+  <tcp_port>$CH_TCP_PORT</tcp_port>
+  <path>$ch/data/</path>
+  <tmp_path>$ch/tmp/</tmp_path>
+  <user_files_path>$ch/user_files/</user_files_path>
+  <format_schema_path>$ch/format_schemas/</format_schema_path>
+  <users_config>$ch/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+XML
+  cat >"$ch/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
+    <profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+XML
+  "$CLICKHOUSE_SERVER" --config-file="$ch/config.xml" >"$ch/stdout.log" 2>&1 &
+  PIDS+=("$!")
+  CH_URL="http://127.0.0.1:$CH_HTTP_PORT"
+  for _ in $(seq 300); do
+    [ "$(curl -s --max-time 1 "$CH_URL/ping")" = "Ok." ] && break
+    sleep 0.1
+  done
+  [ "$(curl -s --max-time 1 "$CH_URL/ping")" = "Ok." ] ||
+    { echo "ingest_under_load: clickhouse-server did not start (see $ch)" >&2; exit 2; }
+fi
+
 # The value of a metric family's sample (summed over label sets) on the gateway.
 metric() {
   curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" |
@@ -99,10 +151,12 @@ printf '%-12s %7s %7s %7s %10s %7s %7s %7s %8s %9s %9s %7s %9s %9s %4s %5s\n' co
 
 for cfg in $CONFIGS; do
   store=sqlite
-  case $cfg in off*) store=off ;; esac
+  case $cfg in off*) store=off ;; clickhouse*) store=clickhouse ;; esac
   data="$WORK/run-$cfg"
   mkdir -p "$data"
+  ch_db="llmscope_iul_${cfg//+/_}"
   WORK="$data" LLMSCOPE_BIN="$BIN" LLMSCOPE_STORE=$store CALLS_LOG=/dev/null \
+    LLMSCOPE_CLICKHOUSE_URL="$CH_URL" LLMSCOPE_CLICKHOUSE_DB="$ch_db" \
     bash "$HERE/candidate.sh" "$PORT" "http://127.0.0.1:$MOCK_PORT/v1" >"$data/gateway.log" 2>&1 &
   GW=$!
   PIDS+=("$GW")
@@ -116,7 +170,8 @@ for cfg in $CONFIGS; do
 
   BULK=
   if [[ $cfg == *+bulk ]]; then
-    "$STORE_BENCH" --backend sqlite --calls "$BULK_CALLS" --reps 1 --dir "$data" \
+    LLMSCOPE_CLICKHOUSE_URL="$CH_URL" "$STORE_BENCH" --backend "${store/off/sqlite}" \
+      --calls "$BULK_CALLS" --reps 1 --dir "$data" \
       --max-ingest-seconds "$((DUR + PACED_DUR + 10))" >"$data/bulk.out" 2>"$data/bulk.err" &
     BULK=$!
     PIDS+=("$BULK")
@@ -171,8 +226,13 @@ for cfg in $CONFIGS; do
   slack=$((CONNS * 2 + PACED_CONNS))
   calls_db=-
   all=-
-  if [ "$store" = sqlite ]; then
+  if [ "$store" = clickhouse ]; then
+    calls_db=$(curl -s --max-time 60 "$CH_URL/" \
+      --data-binary "SELECT uniqExact(request_id) FROM $ch_db.calls")
+  elif [ "$store" = sqlite ]; then
     calls_db=$(sqlite3 "$data/llmscope-data-$PORT/llmscope.db" "SELECT count(*) FROM calls")
+  fi
+  if [ "$store" != off ]; then
     all=$([ "$calls_db" -ge "$answered" ] && [ "$calls_db" -le $((answered + slack)) ] &&
       [ "$dropped" = 0 ] && echo yes || echo NO)
   fi
