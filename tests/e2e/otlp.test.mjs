@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics, metricValue, runNodeScript,
+  defaultConfig, LLMSCOPE_BIN, makeTempDir, startGateway, waitFor, withDiagnostics, metricValue, runNodeScript, findSpan,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'otel_app.cjs');
@@ -42,15 +42,6 @@ async function trace(traceId) {
   const r = await gw.api(`/api/v1/traces/${traceId}`);
   assert.equal(r.status, 200, r.text);
   return r.body.data;
-}
-
-function findSpan(nodes, pred) {
-  for (const n of nodes) {
-    if (pred(n)) return n;
-    const hit = findSpan(n.children ?? [], pred);
-    if (hit) return hit;
-  }
-  return undefined;
 }
 
 function allCalls(t) {

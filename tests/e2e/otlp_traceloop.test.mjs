@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
-  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics, metricValue, runNodeScript,
+  defaultConfig, startGateway, startSimulator, waitFor, withDiagnostics, metricValue, runNodeScript, findSpan,
 } from './lib/harness.mjs';
 
 const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib', 'traceloop_app.cjs');
@@ -30,15 +30,6 @@ function runApp() {
     OTLP_URL: gw.baseURL, GATEWAY_URL: gw.baseURL, DIRECT_URL: sim.baseURL,
     SERVICE, MODEL: 'sim/gpt-4o-mini', DIRECT_MODEL: 'sim/gpt-4o',
   }, 'traceloop app');
-}
-
-function findSpan(nodes, pred) {
-  for (const n of nodes) {
-    if (pred(n)) return n;
-    const hit = findSpan(n.children ?? [], pred);
-    if (hit) return hit;
-  }
-  return undefined;
 }
 
 

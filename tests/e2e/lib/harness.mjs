@@ -407,6 +407,17 @@ export function metricValue(text, name, labels = {}) {
   return sum;
 }
 
+// The first span, depth first, of a trace tree (`/api/v1/traces/<id>` roots, each with its
+// `children`) for which `pred` holds; undefined when none does.
+export function findSpan(nodes, pred) {
+  for (const n of nodes) {
+    if (pred(n)) return n;
+    const hit = findSpan(n.children ?? [], pred);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
 // Runs a Node script once with `env` added to this process' environment, killed after 30 s;
 // resolves with the JSON of the last line it printed (its result), rejects naming `name`
 // when it exits non-zero or prints no JSON.
