@@ -681,16 +681,15 @@ std::optional<ResolvedPrice> PriceCatalog::Lookup(std::string_view model,
 }
 
 // `lower` with its route prefixes stripped, then each form with its version suffixes
-// stripped, in that order; the first form the catalog lists wins.
+// stripped, in that order; the first form the catalog lists wins. REQUIRES: `lower` itself
+// is not listed (Lookup tried it).
 const ModelPrices* PriceCatalog::FindOtherForms(std::string lower) const {
   const ModelPrices* found = nullptr;
   std::vector<std::string> forms{std::move(lower)};
   while (std::optional<std::string> next = StripRoutePrefix(forms.back())) {
     forms.push_back(std::move(*next));
   }
-  for (const std::string& f : forms) {
-    if ((found = FindExact(f))) break;
-  }
+  for (size_t i = 1; !found && i < forms.size(); ++i) found = FindExact(forms[i]);
   for (size_t i = 0; !found && i < forms.size(); ++i) {
     std::string s = forms[i];
     while (!found && StripVersionSuffix(s)) found = FindExact(s);
