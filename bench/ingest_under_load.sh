@@ -117,7 +117,7 @@ XML
   cat >"$ch/users.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage><min_compress_block_size>4096</min_compress_block_size></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip></networks>
     <profile>default</profile><quota>default</quota></default></users>
   <quotas><default></default></quotas>
@@ -228,7 +228,7 @@ for cfg in $CONFIGS; do
   all=-
   if [ "$store" = clickhouse ]; then
     calls_db=$(curl -s --max-time 60 "$CH_URL/" \
-      --data-binary "SELECT uniqExact(request_id) FROM $ch_db.calls")
+      --data-binary "SELECT uniqExact(request_id) FROM $ch_db.calls_v2")
   elif [ "$store" = sqlite ]; then
     calls_db=$(sqlite3 "$data/llmscope-data-$PORT/llmscope.db" "SELECT count(*) FROM calls")
   fi

@@ -4,7 +4,7 @@
 //
 //   store_bench [--calls N] [--backend sqlite|clickhouse|both] [--reps K] [--dir DIR]
 //               [--max-ingest-seconds S] [--seed S] [--sqlite-wal-pages P]
-//               [--sqlite-background-checkpoint] [--gateway-ids]
+//               [--sqlite-background-checkpoint] [--gateway-ids] [--clickhouse-db NAME]
 //
 // The calls are generated batch by batch from a seeded PRNG (batch i from seed and i alone),
 // so every backend stores exactly the same calls, in start order with a little jitter as a
@@ -16,6 +16,8 @@
 // at exit), or the server LLMSCOPE_CLICKHOUSE_URL names (a fresh database is created there
 // and left behind); without either the backend is skipped with a message. SQLite writes to a
 // temporary directory that is removed at exit.
+//
+// STORE_BENCH_EACH=1 in the environment prints every repetition's time as well.
 //
 // Bounded: ingest stops after --max-ingest-seconds per backend (the calls written so far are
 // reported), and each query runs --reps times with a 60 s timeout.
@@ -74,6 +76,10 @@ struct Flags {
   // Request ids as the gateway makes them ("req_" + 16 hex digits, 20 bytes) instead of
   // 36-byte uuids (what clients and OTLP spans often carry): every index entry repeats it.
   bool gateway_ids = false;
+  // ClickHouse only: query this database, which a run with the same --calls and --seed
+  // left on the server LLMSCOPE_CLICKHOUSE_URL names, instead of writing a new one (the
+  // calls are generated for the samples but not written): the queries once merges settle.
+  std::string clickhouse_db;
 };
 
 using Rng = bench::SplitMix64;
@@ -283,6 +289,9 @@ QueryFigure Measure(const std::string& name, int reps,
       break;
     }
     ms.push_back(Seconds(t1 - t0) * 1e3);
+    if (std::getenv("STORE_BENCH_EACH") != nullptr) {
+      std::fprintf(stderr, "    %s #%d: %.2f ms\n", name.c_str(), r, ms.back());
+    }
   }
   if (f.error.empty()) {
     f.p50_ms = Quantile(ms, 0.5);
@@ -322,7 +331,9 @@ void RunBackend(storage::Store& store, Workload& w, BackendFigures& out) {
     const double cpu0 = ThreadCpuSeconds();
     outside_cpu_seconds += cpu0 - thread_cpu_mark;
     auto t0 = Clock::now();
-    core::Status s = store.WriteCalls(calls);
+    core::Status s = flags.clickhouse_db.empty() || store.name() != "clickhouse"
+                         ? store.WriteCalls(calls)
+                         : core::Status::Ok();
     auto t1 = Clock::now();
     thread_cpu_mark = ThreadCpuSeconds();
     ingest_cpu_seconds += thread_cpu_mark - cpu0;
@@ -484,6 +495,8 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.seed = std::strtoull(v, nullptr, 10);
     } else if (a == "--sqlite-wal-pages" && (v = value())) {
       f.sqlite_wal_pages = std::strtoll(v, nullptr, 10);
+    } else if (a == "--clickhouse-db" && (v = value())) {
+      f.clickhouse_db = v;
     } else if (a == "--gateway-ids") {
       f.gateway_ids = true;
     } else if (a == "--sqlite-background-checkpoint") {
@@ -543,7 +556,8 @@ int Main(int argc, char** argv) {
     std::unique_ptr<storage_clickhouse::TestClickHouse> server;
     storage_clickhouse::ClickHouseOptions o;
     o.timeout = kQueryTimeout;
-    o.database = "llmscope_bench_" + std::to_string(getpid());
+    o.database = flags.clickhouse_db.empty() ? "llmscope_bench_" + std::to_string(getpid())
+                                             : flags.clickhouse_db;
     if (const char* url = std::getenv("LLMSCOPE_CLICKHOUSE_URL"); url != nullptr && *url) {
       o.url = url;
     } else {

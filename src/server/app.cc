@@ -214,7 +214,8 @@ int Fail(const std::string& what) {
 
 // Opens the configured event store; null (and OK) when storage is off.
 core::Result<std::unique_ptr<storage::Store>> OpenStore(const StorageConfig& c,
-                                                        const core::Clock& clock) {
+                                                        const core::Clock& clock,
+                                                        core::Logger& log) {
   switch (c.backend) {
     case StorageConfig::Backend::kOff:
       return std::unique_ptr<storage::Store>();
@@ -242,6 +243,7 @@ core::Result<std::unique_ptr<storage::Store>> OpenStore(const StorageConfig& c,
       o.clock = &clock;
       auto s = storage_clickhouse::ClickHouseStore::Open(std::move(o));
       if (!s.ok()) return s.status();
+      if (!(*s)->advice().empty()) log.Warn("clickhouse: " + (*s)->advice(), {});
       return std::unique_ptr<storage::Store>(std::move(s).value());
     }
   }
@@ -371,7 +373,7 @@ int Serve(const Flags& flags) {
     pipe.AddSink(call_log.get());
   }
   // The event store, the durable writer in front of it, and the query API over it.
-  auto store = OpenStore(c.storage, clock);
+  auto store = OpenStore(c.storage, clock, log);
   if (!store.ok()) return Fail("storage: " + store.status().message());
   std::unique_ptr<pipeline::StoreWriter> writer;
   if (*store) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -23,9 +24,30 @@ using storage::GroupBy;
 using storage::kNanosPerDay;
 
 constexpr int64_t kLastDay = UINT16_MAX;  // the last day a Date holds
+// FetchCalls reads this many keys or more as two statements at once.
+constexpr size_t kSplitFetchKeys = 16;
 // The slices of a start-time page's range tried before the whole range (see ListCalls).
 constexpr int64_t kPageWindows[] = {kNanosPerDay / 24, kNanosPerDay, 8 * kNanosPerDay,
                                     64 * kNanosPerDay};
+
+// The slice of a start-time page to read after one of `width` that held `found` rows,
+// fewer than the `wanted`: twice the width those rows suggest, at least twice `width`, at
+// most the next of kPageWindows (so the slices stay few); 0 after the last. A user with a
+// thousand calls a day then reads about two hours rather than the whole day.
+int64_t NextPageWindow(int64_t width, size_t found, size_t wanted) {
+  int64_t ladder = 0;
+  for (int64_t w : kPageWindows) {
+    if (w > width) {
+      ladder = w;
+      break;
+    }
+  }
+  if (ladder == 0 || found == 0) return ladder;
+  const double estimate =
+      static_cast<double>(width) * 2.0 * static_cast<double>(wanted) / static_cast<double>(found);
+  if (estimate >= static_cast<double>(ladder)) return ladder;
+  return std::min(ladder, std::max(2 * width, static_cast<int64_t>(estimate)));
+}
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
   int64_t r;
@@ -244,13 +266,28 @@ core::Status ClickHouseStore::Migrate() {
         ", newer than the version " + std::to_string(kSchemaVersion) +
         " this build knows; refusing to use it (run a newer llmscope, or another database)");
   }
-  for (const Migration& m : Migrations(db)) {
+  // What this server supports: system.merge_tree_settings lists the table settings.
+  ServerFeatures features;
+  auto table_setting = Query(
+      "SELECT name FROM system.merge_tree_settings WHERE name = 'min_compress_block_size'"
+      " FORMAT RowBinary",
+      t);
+  if (!table_setting.ok()) return table_setting.status();
+  features.table_compress_block_size = !table_setting->empty();
+  for (const Migration& m : Migrations(db, features)) {
     if (m.version <= *current) continue;
+    auto failed = [&](const core::Status& s) {
+      return core::Status(
+          s.code(), "schema migration " + std::to_string(m.version) + " failed: " + s.message());
+    };
     for (const std::string& statement : m.statements) {
-      if (auto r = Query(statement, t); !r.ok()) {
-        return core::Status(r.status().code(), "schema migration " + std::to_string(m.version) +
-                                                   " failed: " + r.status().message());
-      }
+      if (auto r = Query(statement, t); !r.ok()) return failed(r.status());
+    }
+    for (const Migration::Copy& c : m.copies) {
+      if (auto s = CopyTable(c); !s.ok()) return failed(s);
+    }
+    for (const std::string& statement : m.finally) {
+      if (auto r = Query(statement, t); !r.ok()) return failed(r.status());
     }
     auto r = Query("INSERT INTO " + Table("schema_migrations") +
                        " (version, applied_unix_nanos, description) VALUES (" +
@@ -268,6 +305,13 @@ core::Status ClickHouseStore::Migrate() {
       t);
   if (!known.ok()) return known.status();
   if (!known->empty()) conn_->set_extra_settings("&max_partitions_per_insert_block=0");
+  // Advice when the calls' blocks are the server's size and that size is large.
+  if (!features.table_compress_block_size) {
+    auto block = CountRows(
+        "SELECT toInt64(value) FROM system.settings WHERE name = 'min_compress_block_size'");
+    if (!block.ok()) return block.status();
+    advice_ = BlockSizeAdvice(features, *block);
+  }
   // Versions continue above every stored one, even if the clock stepped back since.
   auto max_ver = Query("SELECT greatest((SELECT max(ver) FROM " + Table("call_ids") +
                            "), (SELECT max(ver) FROM " + Table("span_ids") + ")) FORMAT RowBinary",
@@ -277,6 +321,24 @@ core::Status ClickHouseStore::Migrate() {
   uint64_t v = r.UInt64();
   if (r.failed()) return Unreadable("version");
   last_version_.store(v);
+  return core::Status::Ok();
+}
+
+core::Status ClickHouseStore::CopyTable(const Migration::Copy& c) {
+  auto from = DayPartitions(c.from);
+  if (!from.ok()) return from.status();
+  auto to = DayPartitions(c.to);
+  if (!to.ok()) return to.status();
+  for (const auto& [day, p] : *from) {
+    // A day already copied whole (a migration run again after a crash) is skipped.
+    auto done = to->find(day);
+    if (done != to->end() && done->second.rows >= p.rows) continue;
+    // A day of a large store takes longer than a query may: the bound here is an hour.
+    auto r = Query("INSERT INTO " + Table(c.to) + " (" + c.columns + ") SELECT " + c.columns +
+                       " FROM " + Table(c.from) + " WHERE day = " + SqlDate(day),
+                   std::max<core::Nanos>(options_.timeout, std::chrono::hours(1)));
+    if (!r.ok()) return r.status();
+  }
   return core::Status::Ok();
 }
 
@@ -300,9 +362,12 @@ core::Status ClickHouseStore::WriteCalls(std::span<const core::LlmCall> calls) {
     if (last[{calls[i].request_id, calls[i].start_unix_nanos}] != i) continue;
     AppendCallRow(w, ver++, calls[i]);
   }
-  return conn_->Insert(
+  auto inserted = conn_->Insert(
       "INSERT INTO " + Table("calls_in") + " (" + CallsInColumns() + ") FORMAT RowBinary",
       std::move(data), options_.timeout);
+  // Whatever the outcome (a timed-out INSERT may still land): the days may have changed.
+  calls_generation_.fetch_add(1);
+  return inserted;
 }
 
 core::Status ClickHouseStore::WriteSpans(std::span<const core::Span> spans) {
@@ -365,19 +430,37 @@ core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
   if (versions != nullptr) versions->clear();
   if (keys.empty()) return out;
   // Read by primary key without FINAL (which would merge every column of every granule
-  // read) and keep the highest version of each key here.
-  std::set<int64_t> starts;
-  std::set<std::string_view> ids;
-  for (const auto& k : keys) {
-    starts.insert(k.start_unix_nanos);
-    ids.insert(k.request_id);
+  // read) and keep the highest version of each key here. The starts first (PREWHERE): the
+  // other columns are then read only for the granules holding a key.
+  auto read = [&](size_t begin, size_t end) {
+    std::set<int64_t> starts;
+    std::set<std::string_view> ids;
+    for (size_t i = begin; i < end; ++i) {
+      starts.insert(keys[i].start_unix_nanos);
+      ids.insert(keys[i].request_id);
+    }
+    return Query("SELECT " + StoredCallSelect() + " FROM " + Table(kCallsTable) +
+                     " PREWHERE start_unix_nanos IN (" + JoinLiterals(starts, SqlInt) + ") WHERE " +
+                     DaysOf(starts) + " AND request_id IN (" + JoinLiterals(ids, SqlString) +
+                     ") FORMAT RowBinary",
+                 timeout);
+  };
+  // Many keys are read as two statements at once: the keys of a selective page lie in
+  // about as many granules, a few thousand rows, which ClickHouse reads in one thread
+  // (below merge_tree_min_rows_for_concurrent_read), so a second core would sit idle.
+  const size_t half = keys.size() >= kSplitFetchKeys ? keys.size() / 2 : keys.size();
+  core::Result<std::string> second = std::string();
+  {
+    std::optional<std::jthread> helper;
+    if (half < keys.size()) helper.emplace([&] { second = read(half, keys.size()); });
+    auto first = read(0, half);
+    if (helper) helper->join();
+    if (!first.ok()) return first.status();
+    if (!second.ok()) return second.status();
+    first->append(*second);
+    second = std::move(first);
   }
-  auto body =
-      Query("SELECT " + StoredCallSelect() + " FROM " + Table("calls") + " WHERE " +
-                DaysOf(starts) + " AND start_unix_nanos IN (" + JoinLiterals(starts, SqlInt) +
-                ") AND request_id IN (" + JoinLiterals(ids, SqlString) + ") FORMAT RowBinary",
-            timeout);
-  if (!body.ok()) return body.status();
+  const core::Result<std::string>& body = second;
   std::map<std::pair<int64_t, std::string>, StoredCall> newest;
   RowBinaryReader r(*body);
   while (!r.AtEnd()) {
@@ -443,6 +526,18 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
   // filter has that row among the rows read, so a key missing from the first rows sorts
   // after them. Duplicates or an older version (a rewrite or replay not merged yet) make
   // the pass give up, and the exact pass answers.
+  // The plain read filters first on the most selective equality the filter has (the
+  // server's own choice is often the start bound, which every row in the slice passes):
+  // only the granules holding a match are then read for the other columns. Not with FINAL,
+  // where a PREWHERE would filter versions before they are merged.
+  std::string prewhere;
+  if (q.filter.trace_id) {
+    prewhere = " PREWHERE trace_id = " + SqlBytes(*q.filter.trace_id);
+  } else if (q.filter.session) {
+    prewhere = " PREWHERE session_id = " + SqlString(*q.filter.session);
+  } else if (q.filter.user) {
+    prewhere = " PREWHERE user_id = " + SqlString(*q.filter.user);
+  }
   std::vector<CallKey> keys;
   std::vector<std::variant<int64_t, double>> values;
   std::vector<uint64_t> versions;
@@ -451,8 +546,8 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
     values.clear();
     versions.clear();
     auto body = Query("SELECT start_unix_nanos, request_id, " + sort + ", " +
-                          (exact ? "toUInt64(0)" : "ver") + " FROM " + Table("calls") +
-                          (exact ? " FINAL" : "") + " WHERE " + where + slice + " ORDER BY " +
+                          (exact ? "toUInt64(0)" : "ver") + " FROM " + Table(kCallsTable) +
+                          (exact ? " FINAL" : prewhere) + " WHERE " + where + slice + " ORDER BY " +
                           sort + dir + ", request_id" + dir + " LIMIT " +
                           std::to_string(q.limit + 1) + " FORMAT RowBinary",
                       q.timeout);
@@ -484,11 +579,11 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
   bool done = false;
   const bool narrow = from != INT64_MIN && to != INT64_MAX && to - from <= kPageWindows[0];
   if (q.sort == CallSort::kStartTime && !narrow) {
-    auto partitions = DayPartitions("calls");
-    if (!partitions.ok()) return partitions.status();
-    if (partitions->empty()) return std::optional(storage::CallPage{});
-    const int64_t first_day = partitions->begin()->first;
-    const int64_t last_day = partitions->rbegin()->first;
+    auto days = CallDays();
+    if (!days.ok()) return days.status();
+    if (!*days) return std::optional(storage::CallPage{});
+    const int64_t first_day = (*days)->first;
+    const int64_t last_day = (*days)->second;
     std::optional<int64_t> cursor_start;
     if (cursor) cursor_start = std::get<int64_t>(cursor->value);
     // The newest (oldest) start stored before (from) `edge` in the newest (oldest) day: the
@@ -496,7 +591,7 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
     // its boundary would then be nearly empty. One day's key column: a few ms.
     auto stored_edge = [&](int64_t day, const std::string& bound) -> core::Result<int64_t> {
       auto body = Query(std::string("SELECT ") + (q.descending ? "max" : "min") +
-                            "(start_unix_nanos), count() FROM " + Table("calls") +
+                            "(start_unix_nanos), count() FROM " + Table(kCallsTable) +
                             " WHERE day = " + SqlDate(day) + " AND " + bound + " FORMAT RowBinary",
                         q.timeout);
       if (!body.ok()) return body.status();
@@ -519,7 +614,8 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
           return newest.status();
         }
       }
-      for (int64_t width : kPageWindows) {
+      for (int64_t width = kPageWindows[0]; width > 0;
+           width = NextPageWindow(width, keys.size(), q.limit + 1)) {
         const int64_t lo = SaturatingAdd(edge, -width);
         if (lo <= from) break;
         if (auto s = read_keys(" AND start_unix_nanos >= " + SqlInt(lo) +
@@ -545,7 +641,8 @@ core::Result<std::optional<storage::CallPage>> ClickHouseStore::ListCallsPass(
           return oldest.status();
         }
       }
-      for (int64_t width : kPageWindows) {
+      for (int64_t width = kPageWindows[0]; width > 0;
+           width = NextPageWindow(width, keys.size(), q.limit + 1)) {
         const int64_t hi = SaturatingAdd(edge, width);
         if (hi >= to) break;
         if (auto s = read_keys(" AND start_unix_nanos < " + SqlInt(hi) +
@@ -653,7 +750,7 @@ core::Result<storage::AggregateResult> ClickHouseStore::Aggregate(
       " quantilesExactIf(0.5, 0.95)(first_content_nanos, first_content_nanos >= 0),"
       " sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),"
       " sum(reasoning_tokens), sum(ifNull(cost_usd, 0.)), toInt64(sum(unpriced)) FROM " +
-      Table("calls") + " FINAL WHERE " + CallWhere(q.filter) +
+      Table(kCallsTable) + " FINAL WHERE " + CallWhere(q.filter) +
       // HAVING: with constant keys (no bucket, no group) an empty input still makes a row.
       " GROUP BY a_bucket, a_group HAVING count() > 0 ORDER BY a_bucket, a_group LIMIT " +
       std::to_string(storage::kMaxAggregateRows + 1) + " FORMAT RowBinary";
@@ -708,7 +805,7 @@ core::Result<storage::TopResult> ClickHouseStore::Top(const storage::TopQuery& q
       "SELECT " + group +
       " AS a_group, toInt64(count()), sum(input_tokens), sum(output_tokens),"
       " sum(ifNull(cost_usd, 0.)) AS a_cost, sum(input_tokens + output_tokens) AS a_tokens FROM " +
-      Table("calls") + " FINAL WHERE " + CallWhere(q.filter) + " AND " + group +
+      Table(kCallsTable) + " FINAL WHERE " + CallWhere(q.filter) + " AND " + group +
       " != '' GROUP BY a_group ORDER BY " + metric + " DESC, a_group ASC LIMIT " +
       std::to_string(q.limit) + " FORMAT RowBinary";
   auto body = Query(sql, q.timeout);
@@ -761,7 +858,7 @@ core::Result<storage::TracePage> ClickHouseStore::ListTraces(const storage::Trac
       " SELECT trace_id, start_unix_nanos, start_unix_nanos + greatest(end_nanos, toInt64(0)),"
       " '', '', toInt64(9223372036854775807), span_id, toUInt8(0), toUInt8(error != 'none'),"
       " ifNull(cost_usd, 0.), toUInt8(0) FROM " +
-      Table("calls") + " FINAL WHERE trace_id != " + zero + range + ") GROUP BY a_trace";
+      Table(kCallsTable) + " FINAL WHERE trace_id != " + zero + range + ") GROUP BY a_trace";
   std::vector<std::string> having;
   if (q.service) having.push_back("max(a_service_match) = 1");
   if (q.errors_only) having.push_back("max(a_error) = 1");
@@ -834,7 +931,7 @@ core::Result<storage::TraceDetail> ClickHouseStore::GetTrace(const core::TraceId
       });
   // Calls: candidates from the trace_id column (any version), then their newest rows, kept
   // only if still in this trace.
-  auto keys_body = Query("SELECT start_unix_nanos, request_id FROM " + Table("calls") +
+  auto keys_body = Query("SELECT start_unix_nanos, request_id FROM " + Table(kCallsTable) +
                              " WHERE trace_id = " + id + " FORMAT RowBinary",
                          t);
   if (!keys_body.ok()) return keys_body.status();
@@ -859,6 +956,27 @@ core::Result<storage::TraceDetail> ClickHouseStore::GetTrace(const core::TraceId
 }
 
 // ----- Retention and stats -------------------------------------------------------------------
+
+core::Result<std::optional<std::pair<int64_t, int64_t>>> ClickHouseStore::CallDays() {
+  const uint64_t generation = calls_generation_.load();
+  const int64_t now = clock_.UnixNanos();
+  {
+    std::lock_guard lock(days_mu_);
+    if (days_cache_ && days_cache_->generation == generation &&
+        now - days_cache_->at_unix_nanos >= 0 && now - days_cache_->at_unix_nanos < kDaysTtl) {
+      return days_cache_->days;
+    }
+  }
+  auto partitions = DayPartitions(kCallsTable);
+  if (!partitions.ok()) return partitions.status();
+  std::optional<std::pair<int64_t, int64_t>> days;
+  if (!partitions->empty()) days.emplace(partitions->begin()->first, partitions->rbegin()->first);
+  std::lock_guard lock(days_mu_);
+  // Stored under the generation read before the query: a write that ended meanwhile has
+  // moved the generation on, and the entry is stale from the start.
+  days_cache_ = DaysCache{days, generation, now};
+  return days;
+}
 
 core::Result<int64_t> ClickHouseStore::CountRows(const std::string& sql) {
   auto body = Query(sql + " FORMAT RowBinary", options_.timeout);
@@ -1032,13 +1150,14 @@ core::Result<storage::RetentionReport> ClickHouseStore::ApplyRetention(
   };
   if (options.calls_days > 0) {
     if (int64_t day = cut_day(options.calls_days); day > 0) {
-      auto n = CountLatest("calls", "", day);
+      auto n = CountLatest(kCallsTable, "", day);
       if (!n.ok()) return n.status();
-      if (auto s = DropPartitions({"calls"}, day, false); !s.ok()) return s;
+      if (auto s = DropPartitions({std::string(kCallsTable)}, day, false); !s.ok()) return s;
       if (auto s = DropPartitions({"call_ids"}, day, true); !s.ok()) return s;
       report.calls_removed = *n;
     }
   }
+  calls_generation_.fetch_add(1);
   if (options.content_days > 0) {
     if (int64_t day = cut_day(options.content_days); day > 0) {
       auto n = CountLatest("call_content", "has_content = 1", day);
@@ -1061,7 +1180,7 @@ core::Result<storage::RetentionReport> ClickHouseStore::ApplyRetention(
 
 core::Result<storage::StoreStats> ClickHouseStore::Stats() {
   storage::StoreStats s;
-  auto calls = CountLatest("calls", "", INT64_MAX);
+  auto calls = CountLatest(kCallsTable, "", INT64_MAX);
   if (!calls.ok()) return calls.status();
   auto content = CountLatest("call_content", "has_content = 1", INT64_MAX);
   if (!content.ok()) return content.status();

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -16,6 +18,7 @@
 #include "core/span.h"
 #include "core/status.h"
 #include "storage/store.h"
+#include "storage_clickhouse/schema.h"
 
 namespace llmscope::storage_clickhouse {
 
@@ -81,9 +84,15 @@ class ClickHouseStore final : public storage::Store {
   // The schema version stored in the database (after Open: kSchemaVersion).
   core::Result<int> SchemaVersion();
 
+  // Advice on the server's settings found by Open, for the operator's log; empty when
+  // there is none (see BlockSizeAdvice).
+  const std::string& advice() const { return advice_; }
+
  private:
   ClickHouseStore(ClickHouseOptions options, std::unique_ptr<Connection> connection);
   core::Status Migrate();
+  // A migration's copy: every day partition of c.from not yet in c.to whole.
+  core::Status CopyTable(const Migration::Copy& c);
   // `db`.name
   std::string Table(std::string_view name) const;
   // The first of `n` consecutive row versions, each above every version handed out before.
@@ -112,6 +121,13 @@ class ClickHouseStore final : public storage::Store {
     int64_t rows = 0;
   };
   core::Result<std::map<int64_t, Partition>> DayPartitions(std::string_view table);
+  // The first and last day partitions of the calls (nullopt: none), for list pages. Cached
+  // for up to kDaysTtl, since system.parts costs a few ms a page: this store's writes and
+  // retention refresh it at once. Pages use the days to place their slices and to know
+  // when a slice reaches past the stored calls, so the only thing a stale entry hides is
+  // another writer's calls before the first day (after the last, for oldest-first pages),
+  // for at most the TTL.
+  core::Result<std::optional<std::pair<int64_t, int64_t>>> CallDays();
   // The newest rows of `table` that satisfy `live` ("" for every row) in the day partitions
   // before `before_day`, without FINAL where a partition has a single part.
   core::Result<int64_t> CountLatest(std::string_view table, std::string_view live,
@@ -125,6 +141,17 @@ class ClickHouseStore final : public storage::Store {
   const core::SystemClock system_clock_;
   const core::Clock& clock_;
   std::atomic<uint64_t> last_version_{0};
+  std::string advice_;  // written by Open only
+  // Bumped after every write or retention pass that may change the calls' day partitions.
+  std::atomic<uint64_t> calls_generation_{0};
+  static constexpr int64_t kDaysTtl = 1'000'000'000;  // ns
+  struct DaysCache {
+    std::optional<std::pair<int64_t, int64_t>> days;
+    uint64_t generation = 0;
+    int64_t at_unix_nanos = 0;
+  };
+  std::mutex days_mu_;
+  std::optional<DaysCache> days_cache_;  // GUARDED_BY(days_mu_)
 };
 
 }  // namespace llmscope::storage_clickhouse

@@ -18,9 +18,11 @@
 
 #include "storage/store_contract.h"
 #include "storage_clickhouse/connection.h"
+#include "storage_clickhouse/records.h"
 #include "storage_clickhouse/row_binary.h"
 #include "storage_clickhouse/schema.h"
 #include "storage_clickhouse/test_server.h"
+#include "testing/fake_clock.h"
 
 namespace llmscope::storage_clickhouse {
 namespace {
@@ -125,6 +127,17 @@ int64_t QueryInt(const std::string& sql) {
   return v;
 }
 
+// Runs `sql` (FORMAT RowBinary, one String column, one row) on the test server.
+std::string QueryString(const std::string& sql) {
+  auto body = env->conn().Query(sql + " FORMAT RowBinary", 30s);
+  EXPECT_TRUE(body.ok()) << sql << ": " << body.status().ToString();
+  if (!body.ok()) return "";
+  RowBinaryReader r(*body);
+  std::string v = r.String();
+  EXPECT_FALSE(r.failed()) << sql;
+  return v;
+}
+
 core::LlmCall Call(std::string id, int64_t start) {
   core::LlmCall c;
   c.request_id = std::move(id);
@@ -167,11 +180,15 @@ TEST_F(ClickHouseStoreTest, OpenCreatesTheSchemaAndReopeningIsANoOp) {
   auto v = store_->SchemaVersion();
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, kSchemaVersion);
+  // The tests' own server has the block size the calls are laid out for: no advice.
+  if (env->server() != nullptr) {
+    EXPECT_EQ(store_->advice(), "");
+  }
   ASSERT_TRUE(store_->WriteCalls(std::vector<core::LlmCall>{Call("kept", kBase)}).ok());
 
   auto again = ClickHouseStore::Open(OptionsFor(database_));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T("schema_migrations")), 1);
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T("schema_migrations")), kSchemaVersion);
   auto got = (*again)->GetCall("kept");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->start_unix_nanos, kBase);
@@ -190,7 +207,199 @@ TEST_F(ClickHouseStoreTest, RefusesADatabaseWithANewerSchemaAndLeavesItAlone) {
   EXPECT_NE(refused.status().message().find("99"), std::string::npos) << refused.status().message();
   EXPECT_NE(refused.status().message().find(database_), std::string::npos);
   // Nothing was dropped or altered.
-  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T("calls")), 1);
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T(std::string(kCallsTable))), 1);
+}
+
+// A database as a version-1 build left it: the v1 schema, `calls` written through calls_in.
+void MakeVersion1Database(const std::string& db, const std::vector<core::LlmCall>& calls) {
+  Connection& conn = env->conn();
+  ASSERT_TRUE(conn.Query("CREATE DATABASE `" + db + "`", 30s).ok());
+  ASSERT_TRUE(conn.Query(SchemaMigrationsDdl(db), 30s).ok());
+  const std::vector<Migration> migrations = Migrations(db);
+  ASSERT_EQ(migrations.front().version, 1);
+  for (const std::string& statement : migrations.front().statements) {
+    auto r = conn.Query(statement, 30s);
+    ASSERT_TRUE(r.ok()) << statement << ": " << r.status().ToString();
+  }
+  ASSERT_TRUE(conn.Query("INSERT INTO `" + db +
+                             "`.schema_migrations (version, applied_unix_nanos, description)"
+                             " VALUES (1, 0, 'v1')",
+                         30s)
+                  .ok());
+  std::string data;
+  RowBinaryWriter w(data);
+  uint64_t ver = 1000;
+  for (const core::LlmCall& c : calls) AppendCallRow(w, ver++, c);
+  ASSERT_TRUE(
+      conn.Insert("INSERT INTO `" + db + "`.calls_in (" + CallsInColumns() + ") FORMAT RowBinary",
+                  std::move(data), 30s)
+          .ok());
+}
+
+// Three calls over two days, one with content and tags, as a version-1 build wrote them.
+std::vector<core::LlmCall> Version1Calls() {
+  core::LlmCall a = Call("old-a", kBase);
+  a.user = "u1";
+  a.tags = {{"team", "x"}};
+  a.request_body = "question";
+  a.response_text = "answer";
+  core::LlmCall b = Call("old-b", kBase + kSecond);
+  b.user = "u2";
+  b.cost_usd = 0.25;
+  core::LlmCall c = Call("old-c", kBase + kDay + kSecond);
+  c.user = "u1";
+  return {a, b, c};
+}
+
+// Open migrates a version-1 database: the calls move to calls_v2 with every field and
+// their content, `calls` goes, and reads, rewrites and new writes work on the result.
+TEST(ClickHouseMigrationTest, Version1DatabaseIsMigratedWithItsCallsKept) {
+  ASSERT_TRUE(env->ok());
+  const std::string db = env->NewDatabase();
+  const std::vector<core::LlmCall> old = Version1Calls();
+  ASSERT_NO_FATAL_FAILURE(MakeVersion1Database(db, old));
+  ASSERT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls"), 3);
+
+  auto opened = ClickHouseStore::Open(OptionsFor(db));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ClickHouseStore& store = **opened;
+  EXPECT_EQ(*store.SchemaVersion(), kSchemaVersion);
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM system.tables WHERE database = '" + db +
+                     "' AND name IN ('calls', 'calls_mv')"),
+            0);
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 3);
+  // The new table's granules are the small ones.
+  EXPECT_NE(QueryString("SELECT engine_full FROM system.tables WHERE database = '" + db +
+                        "' AND name = 'calls_v2'")
+                .find("index_granularity = 512"),
+            std::string::npos);
+
+  storage::CallQuery q;
+  q.limit = 10;
+  auto page = store.ListCalls(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->calls.size(), 3u);
+  EXPECT_EQ(page->calls[0].request_id, "old-c");
+  EXPECT_EQ(page->calls[1].cost_usd, 0.25);
+  EXPECT_EQ(page->calls[2].tags, old[0].tags);
+  q.filter.user = "u1";
+  page = store.ListCalls(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->calls.size(), 2u);
+  auto got = store.GetCall("old-a");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->request_body, "question");
+  EXPECT_EQ(got->response_text, "answer");
+
+  // A rewrite of an old call replaces it; a new call joins.
+  core::LlmCall a2 = old[0];
+  a2.requested_model = "rewritten";
+  ASSERT_TRUE(
+      store.WriteCalls(std::vector<core::LlmCall>{a2, Call("new", kBase + 2 * kSecond)}).ok());
+  got = store.GetCall("old-a");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->requested_model, "rewritten");
+  auto stats = store.Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->calls, 4);
+
+  // Opening again applies nothing more.
+  auto again = ClickHouseStore::Open(OptionsFor(db));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.schema_migrations"),
+            kSchemaVersion);
+}
+
+// A migration cut short (its view switched and one day copied, nothing recorded) is run
+// again by the next Open and leaves each call once.
+TEST(ClickHouseMigrationTest, AMigrationCutShortIsCompletedByTheNextOpen) {
+  ASSERT_TRUE(env->ok());
+  const std::string db = env->NewDatabase();
+  ASSERT_NO_FATAL_FAILURE(MakeVersion1Database(db, Version1Calls()));
+  const std::vector<Migration> migrations = Migrations(db);
+  const Migration& v2 = migrations.at(1);
+  ASSERT_EQ(v2.version, 2);
+  for (const std::string& statement : v2.statements) {
+    ASSERT_TRUE(env->conn().Query(statement, 30s).ok()) << statement;
+  }
+  ASSERT_EQ(v2.copies.size(), 1u);
+  const auto& copy = v2.copies.front();
+  ASSERT_TRUE(env->conn()
+                  .Query("INSERT INTO `" + db + "`." + copy.to + " (" + copy.columns + ") SELECT " +
+                             copy.columns + " FROM `" + db + "`." + copy.from +
+                             " WHERE day = toDate('2024-03-01')",
+                         30s)
+                  .ok());
+  ASSERT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 2);
+
+  auto opened = ClickHouseStore::Open(OptionsFor(db));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 3);
+  storage::CallQuery q;
+  q.limit = 10;
+  auto page = (*opened)->ListCalls(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  std::vector<std::string> ids;
+  for (const auto& c : page->calls) ids.push_back(c.request_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"old-c", "old-b", "old-a"}));
+}
+
+std::vector<std::string> NewestIds(ClickHouseStore& store) {
+  storage::CallQuery q;
+  q.limit = 10;
+  auto page = store.ListCalls(q);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  std::vector<std::string> ids;
+  if (page.ok()) {
+    for (const auto& c : page->calls) ids.push_back(c.request_id);
+  }
+  return ids;
+}
+
+// List pages cache the calls' first and last day (where their slices may stop): a store's
+// own writes refresh them at once; another writer's calls before the first day show once
+// the cache's second is over.
+TEST(ClickHouseDaysCacheTest, OwnWritesShowAtOnceOtherWritersWithinASecond) {
+  ASSERT_TRUE(env->ok());
+  const std::string db = env->NewDatabase();
+  testing::FakeClock clock(kBase + 40 * kDay);
+  ClickHouseOptions with_clock = OptionsFor(db);
+  with_clock.clock = &clock;
+  auto a = ClickHouseStore::Open(with_clock);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto b = ClickHouseStore::Open(OptionsFor(db));
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+
+  // A page of few calls stops when its slice reaches back past the first stored day:
+  // "late" at the very start of day 1 alone is the whole page.
+  EXPECT_EQ(NewestIds(**a), std::vector<std::string>{});
+  ASSERT_TRUE((*a)->WriteCalls(std::vector<core::LlmCall>{Call("late", kBase + kDay)}).ok());
+  EXPECT_EQ(NewestIds(**a), std::vector<std::string>{"late"});
+  // A call in the last nanosecond of day 0 from this store: seen at once.
+  ASSERT_TRUE((*a)->WriteCalls(std::vector<core::LlmCall>{Call("own", kBase + kDay - 1)}).ok());
+  EXPECT_EQ(NewestIds(**a), (std::vector<std::string>{"late", "own"}));
+  // Another writer's call on a day before the first (far enough back that a slice reaching
+  // the cached first day does not take it in): seen once the second is over.
+  ASSERT_TRUE((*b)->WriteCalls(std::vector<core::LlmCall>{Call("other", kBase - 8 * kDay)}).ok());
+  EXPECT_EQ(NewestIds(**a), (std::vector<std::string>{"late", "own"}));
+  clock.Advance(1s);
+  EXPECT_EQ(NewestIds(**a), (std::vector<std::string>{"late", "own", "other"}));
+}
+
+TEST(ClickHouseSchemaTest, BlockSizeAdviceOnlyWhereTheTableCannotSayIt) {
+  ServerFeatures old_server;
+  EXPECT_NE(BlockSizeAdvice(old_server, 65536).find("min_compress_block_size to 4096"),
+            std::string::npos);
+  EXPECT_EQ(BlockSizeAdvice(old_server, kCallsBlockBytes), "");
+  ServerFeatures current;
+  current.table_compress_block_size = true;
+  EXPECT_EQ(BlockSizeAdvice(current, 65536), "");
+  // The table setting is used exactly where the server has it.
+  EXPECT_EQ(Migrations("d", old_server).at(1).statements.front().find("min_compress_block_size"),
+            std::string::npos);
+  EXPECT_NE(
+      Migrations("d", current).at(1).statements.front().find("min_compress_block_size = 4096"),
+      std::string::npos);
 }
 
 TEST(ClickHouseOptionsTest, BadOptionsAreRefusedBeforeConnecting) {
@@ -259,7 +468,7 @@ TEST_F(ClickHouseStoreTest, RowsWrittenSeveralTimesBeforeAMergeCountOnce) {
   for (int i = 0; i < 50; ++i) calls.push_back(Call("r-" + std::to_string(i), kBase + i));
   for (int round = 0; round < 3; ++round) ASSERT_TRUE(store_->WriteCalls(calls).ok());
   // Three inserts, three parts: nothing merged yet, so the dedup is the reads' doing.
-  EXPECT_GE(QueryInt("SELECT toInt64(count()) FROM " + T("calls")), 100);
+  EXPECT_GE(QueryInt("SELECT toInt64(count()) FROM " + T(std::string(kCallsTable))), 100);
   auto stats = store_->Stats();
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->calls, 50);
@@ -298,7 +507,7 @@ TEST_F(ClickHouseStoreTest, PagesBeforeMergesListOnlyTheNewestVersionOfEachCall)
   ASSERT_TRUE(store_->WriteCalls(rewrites).ok());
   const std::vector<core::LlmCall> replays = {calls[1], calls[2]};  // same content again
   ASSERT_TRUE(store_->WriteCalls(replays).ok());
-  ASSERT_GT(QueryInt("SELECT toInt64(count()) FROM " + T("calls")), 40);
+  ASSERT_GT(QueryInt("SELECT toInt64(count()) FROM " + T(std::string(kCallsTable))), 40);
 
   for (storage::CallSort sort : {storage::CallSort::kStartTime, storage::CallSort::kCost}) {
     for (std::optional<std::string> user :
@@ -451,13 +660,13 @@ TEST_F(ClickHouseStoreTest, RetentionDropsWholeDayPartitions) {
       "SELECT toInt64(uniqExact(partition_id)) FROM system.parts"
       " WHERE active AND database = " +
       SqlString(database_) + " AND table = ";
-  EXPECT_EQ(QueryInt(partitions_before + "'calls'"), 5);
+  EXPECT_EQ(QueryInt(partitions_before + SqlString(kCallsTable)), 5);
   storage::RetentionOptions options{2, 1, 0};
   auto report = store_->ApplyRetention(kBase + 4 * kDay + 3600 * kSecond, options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->calls_removed, 2);    // days 0 and 1 (cutoff: the start of day 2)
   EXPECT_EQ(report->content_removed, 3);  // days 0, 1 and 2
-  EXPECT_EQ(QueryInt(partitions_before + "'calls'"), 3);
+  EXPECT_EQ(QueryInt(partitions_before + SqlString(kCallsTable)), 3);
   EXPECT_EQ(QueryInt(partitions_before + "'call_content'"), 2);
   EXPECT_EQ(store_->GetCall("d1").status().code(), core::StatusCode::kNotFound);
   auto d2 = store_->GetCall("d2");

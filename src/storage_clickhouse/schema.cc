@@ -92,13 +92,23 @@ std::string ColumnList(std::span<const Column> columns) {
   return out;
 }
 
+std::string BlockSizeAdvice(const ServerFeatures& features, int64_t profile_min_block) {
+  if (features.table_compress_block_size || profile_min_block <= 4 * kCallsBlockBytes) return "";
+  return "the server compresses in blocks of at least " + std::to_string(profile_min_block) +
+         " bytes (min_compress_block_size) and cannot set it per table: list pages that filter "
+         "on a user or session read several times the data they need. Set "
+         "min_compress_block_size to " +
+         std::to_string(kCallsBlockBytes) +
+         " in the server's default profile (users.xml); it applies to data written afterwards";
+}
+
 std::string SchemaMigrationsDdl(std::string_view db) {
   return "CREATE TABLE IF NOT EXISTS " + Table(db, "schema_migrations") +
          " (version UInt32, applied_unix_nanos Int64, description String)"
          " ENGINE = MergeTree() ORDER BY version";
 }
 
-std::vector<Migration> Migrations(std::string_view db) {
+std::vector<Migration> Migrations(std::string_view db, const ServerFeatures& features) {
   const std::string calls_cols = ColumnList(kCallColumns);
   const std::string span_cols = ColumnList(kSpanColumns);
   Migration v1;
@@ -169,8 +179,38 @@ std::vector<Migration> Migrations(std::string_view db) {
               Table(db, "span_ids") +
               " AS SELECT day, ver, trace_id, span_id, start_unix_nanos FROM " +
               Table(db, "spans_in") + " WHERE row_kind = 0");
+  // Version 2: the calls in granules of 512 rows (2048 before), in compressed blocks of
+  // about one granule of a column where the server lets a table say so. A list page reads
+  // its ~50 rows by key, each from its own granule when the filter is selective (a light
+  // user's calls lie ~40 granules apart): every one of the ~40 column streams then
+  // decompresses a whole block and decodes a whole granule per row. Smaller granules and
+  // blocks make that read about a third (measured in docs/BENCHMARKS.md); the bytes per
+  // call grow about 7%. A table's granularity is fixed when it is created, so the calls
+  // move to calls_v2: its view takes over from calls_mv, the stored rows are copied day by
+  // day, and calls goes only after the copy.
+  Migration v2;
+  v2.version = 2;
+  v2.description = "calls_v2: calls in granules of 512 rows and small compressed blocks";
+  std::string settings = "index_granularity = 512";
+  if (features.table_compress_block_size) {
+    settings += ", min_compress_block_size = " + std::to_string(kCallsBlockBytes);
+  }
+  v2.statements.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, kCallsTable) +
+                          " (\n  day Date,\n  ver UInt64" + Defs(kCallColumns) +
+                          "\n) ENGINE = ReplacingMergeTree(ver) PARTITION BY day"
+                          " ORDER BY (start_unix_nanos, request_id) SETTINGS " +
+                          settings);
+  // A view dropped leaves its TO table alone. Open runs migrations before any write.
+  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "calls_mv"));
+  v2.statements.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "calls_v2_mv") +
+                          " TO " + Table(db, kCallsTable) + " AS SELECT day, ver, " + calls_cols +
+                          " FROM " + Table(db, "calls_in"));
+  v2.copies.push_back({"calls", std::string(kCallsTable), "day, ver, " + calls_cols});
+  v2.finally.push_back("DROP TABLE IF EXISTS " + Table(db, "calls"));
+
   std::vector<Migration> all;
   all.push_back(std::move(v1));
+  all.push_back(std::move(v2));
   return all;
 }
 

@@ -280,7 +280,7 @@ describe('ClickHouse', () => {
     gw = await startGateway(config(ch.url));
     await checkQueryApi(gw);
     // The rows are really in ClickHouse.
-    const n = await ch.query('SELECT count() FROM llmscope_e2e.calls FINAL');
+    const n = await ch.query('SELECT count() FROM llmscope_e2e.calls_v2 FINAL');
     assert.equal(Number(n.trim()), 30);
   }, chDiag));
 

@@ -39,7 +39,7 @@ function writeConfig(dir, httpPort, tcpPort) {
 `);
   fs.writeFileSync(path.join(dir, 'users.xml'), `<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage><min_compress_block_size>4096</min_compress_block_size></default></profiles>
   <users>
     <default>
       <password></password>
