@@ -3,12 +3,25 @@
 #include <random>
 #include <string>
 
+#include "core/ascii.h"
 #include "core/crc32c.h"
 #include "core/llm_call.h"
 #include "core/status.h"
 
 namespace llmscope::core {
 namespace {
+
+TEST(AsciiTest, FoldsOnlyAsciiLetters) {
+  EXPECT_EQ(AsciiLower("Content-Type: Application/JSON; Q=0.9"),
+            "content-type: application/json; q=0.9");
+  EXPECT_EQ(AsciiLower("\xC3\x89T\xC3\x89"), "\xC3\x89t\xC3\x89");  // UTF-8 bytes kept
+  EXPECT_EQ(AsciiLower("@[`{"), "@[`{");                            // around A-Z, a-z
+  EXPECT_TRUE(AsciiEqualsIgnoreCase("LLM", "llm"));
+  EXPECT_TRUE(AsciiEqualsIgnoreCase("", ""));
+  EXPECT_FALSE(AsciiEqualsIgnoreCase("LLM", "llm "));
+  EXPECT_FALSE(AsciiEqualsIgnoreCase("@", "`"));  // 0x40 and 0x60 differ by the case bit only
+  static_assert(AsciiEqualsIgnoreCase("Text/Plain", "text/plain"));
+}
 
 TEST(StatusTest, OkAndError) {
   EXPECT_TRUE(Status::Ok().ok());

@@ -11,6 +11,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/ascii.h"
 #include "core/json_string.h"
 
 namespace llmscope::gateway {
@@ -28,12 +29,10 @@ std::string_view TrimJsonSpace(std::string_view s) {
   return s;
 }
 
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 bool StartsWithLower(std::string_view hay, size_t at, std::string_view lower_needle) {
   if (hay.size() - at < lower_needle.size()) return false;
   for (size_t k = 0; k < lower_needle.size(); ++k) {
-    if (LowerAscii(hay[at + k]) != lower_needle[k]) return false;
+    if (core::AsciiLower(hay[at + k]) != lower_needle[k]) return false;
   }
   return true;
 }
@@ -43,7 +42,7 @@ bool StartsWithLower(std::string_view hay, size_t at, std::string_view lower_nee
 // policy" (messages), in any case. One pass: every needle starts with "content".
 bool MentionsContentPolicy(std::string_view body) {
   for (size_t i = 0; i < body.size(); ++i) {
-    if (LowerAscii(body[i]) != 'c' || !StartsWithLower(body, i, "content")) continue;
+    if (core::AsciiLower(body[i]) != 'c' || !StartsWithLower(body, i, "content")) continue;
     const size_t rest = i + 7;
     if (StartsWithLower(body, rest, "_filter") || StartsWithLower(body, rest, "_policy") ||
         StartsWithLower(body, rest, " policy") ||

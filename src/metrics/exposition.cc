@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "core/ascii.h"
+
 namespace llmscope::metrics {
 namespace {
 
@@ -187,13 +189,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
-    return lower(x) == lower(y);
-  });
-}
-
 }  // namespace
 
 std::string_view ContentType(Format format) {
@@ -224,17 +219,19 @@ Format NegotiateFormat(std::string_view accept) {
       if (eq == std::string_view::npos) continue;
       const std::string_view key = Trim(param.substr(0, eq));
       const std::string_view value = Trim(param.substr(eq + 1));
-      if (IEquals(key, "q")) {
+      if (core::AsciiEqualsIgnoreCase(key, "q")) {
         double parsed = 0;
         const auto r = std::from_chars(value.data(), value.data() + value.size(), parsed);
         q = (r.ec == std::errc() && parsed >= 0 && parsed <= 1) ? parsed : 0;
-      } else if (IEquals(key, "version")) {
+      } else if (core::AsciiEqualsIgnoreCase(key, "version")) {
         version_ok = value == "1.0.0" || value == "0.0.1";
       }
     }
-    if (IEquals(media, "application/openmetrics-text")) {
+    if (core::AsciiEqualsIgnoreCase(media, "application/openmetrics-text")) {
       if (version_ok) om_q = std::max(om_q, q);
-    } else if (IEquals(media, "text/plain") || IEquals(media, "text/*") || IEquals(media, "*/*")) {
+    } else if (core::AsciiEqualsIgnoreCase(media, "text/plain") ||
+               core::AsciiEqualsIgnoreCase(media, "text/*") ||
+               core::AsciiEqualsIgnoreCase(media, "*/*")) {
       text_q = std::max(text_q, q);
     }
   }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 
+#include "core/ascii.h"
 #include "core/json_string.h"
 
 namespace llmscope::otlp {
@@ -79,26 +80,13 @@ auto First(const core::Attributes& attrs, std::initializer_list<std::string_view
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // ---- Vocabulary ------------------------------------------------------------------------
 
 // The conventions' well-known gen_ai.provider.name values, and the aliases instrumentations
 // use for them (gen_ai.system values before v1.37, OpenInference llm.provider/llm.system,
 // OpenLLMetry's capitalised names). Unknown names become "other": provider is a label.
 std::string_view NormaliseProvider(std::string_view raw) {
-  std::string lower(raw.substr(0, 64));
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = core::AsciiLower(raw.substr(0, 64));
   static constexpr std::pair<std::string_view, std::string_view> kNames[] = {
       {"openai", "openai"},
       {"anthropic", "anthropic"},
@@ -154,9 +142,7 @@ std::optional<core::Endpoint> EndpointOf(std::string_view op) {
 // error.type values (exception class names, HTTP statuses, the conventions' "_OTHER") to
 // our bounded classes.
 core::ErrorClass ClassifyError(std::string_view type, int http_status) {
-  std::string t(type.substr(0, 128));
-  std::transform(t.begin(), t.end(), t.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string t = core::AsciiLower(type.substr(0, 128));
   auto has = [&](std::string_view w) { return t.find(w) != std::string::npos; };
   if (http_status == 0 && t.size() == 3 && std::all_of(t.begin(), t.end(), ::isdigit)) {
     http_status = std::stoi(t);
@@ -340,8 +326,8 @@ Markers Scan(const core::Span& span) {
       // Only its LLM and embedding spans are model calls; chain, retriever, tool, agent and
       // other spans of an OpenInference app are not GenAI spans.
       const auto* kind = std::get_if<std::string>(&a.value);
-      if (kind != nullptr &&
-          (EqualsIgnoreCase(*kind, "LLM") || EqualsIgnoreCase(*kind, "EMBEDDING"))) {
+      if (kind != nullptr && (core::AsciiEqualsIgnoreCase(*kind, "LLM") ||
+                              core::AsciiEqualsIgnoreCase(*kind, "EMBEDDING"))) {
         m.openinference = true;
       }
     } else if (StartsWith(k, "llm.token_count.") || k == "llm.model_name" ||

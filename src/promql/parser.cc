@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/ascii.h"
+
 namespace llmscope::promql {
 namespace {
 
@@ -61,14 +63,6 @@ struct Token {
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsAlpha(c) || IsDigit(c); }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return out;
-}
 
 // Scans a duration like 1h30m at s; returns its length or 0 when none.
 size_t ScanDuration(std::string_view s, int64_t* ms) {
@@ -138,7 +132,7 @@ class Lexer {
         size_t s = i_;
         while (i_ < q_.size() && (IsAlnum(q_[i_]) || q_[i_] == ':')) ++i_;
         t.text = std::string(q_.substr(s, i_ - s));
-        std::string low = Lower(t.text);
+        std::string low = core::AsciiLower(t.text);
         if (low == "inf" || low == "nan") {
           t.type = Tok::kNumber;
           t.num = low == "inf" ? HUGE_VAL : std::nan("");
@@ -428,7 +422,7 @@ constexpr AggName kAggregators[] = {
 };
 
 bool FindAggregator(std::string_view word, AggOp* op) {
-  std::string low = Lower(word);
+  std::string low = core::AsciiLower(word);
   for (const auto& a : kAggregators) {
     if (low == a.name) {
       *op = a.op;
@@ -442,7 +436,7 @@ bool IsKeyword(std::string_view word) {
   static constexpr const char* kWords[] = {
       "and",      "or",         "unless",      "atan2", "by",     "without", "on",
       "ignoring", "group_left", "group_right", "bool",  "offset", "limitk",  "limit_ratio"};
-  std::string low = Lower(word);
+  std::string low = core::AsciiLower(word);
   AggOp op;
   if (FindAggregator(low, &op)) return true;
   for (const char* w : kWords) {
@@ -469,7 +463,7 @@ class Parser {
     if (i_ + 1 < toks_.size()) ++i_;
   }
   bool IsWord(std::string_view w) const {
-    return Cur().type == Tok::kIdent && Lower(Cur().text) == w;
+    return Cur().type == Tok::kIdent && core::AsciiLower(Cur().text) == w;
   }
 
   [[noreturn]] void Fail(int pos, std::string msg) { throw ParseFailure{pos, std::move(msg)}; }
@@ -479,7 +473,7 @@ class Parser {
       case Tok::kEof:
         return "end of input";
       case Tok::kIdent:
-        if (IsKeyword(t.text)) return "<" + Lower(t.text) + ">";
+        if (IsKeyword(t.text)) return "<" + core::AsciiLower(t.text) + ">";
         return "identifier " + QuoteString(t.text);
       case Tok::kNumber:
         return "number " + QuoteString(t.text);
@@ -555,7 +549,7 @@ class Parser {
         *op = BinOp::kLte;
         return 3;
       case Tok::kIdent: {
-        std::string low = Lower(t.text);
+        std::string low = core::AsciiLower(t.text);
         if (low == "and") {
           *op = BinOp::kAnd;
           return 2;
@@ -870,8 +864,8 @@ class Parser {
     AggOp agg;
     if (FindAggregator(t.text, &agg) &&
         (PeekTok().type == Tok::kLParen ||
-         (PeekTok().type == Tok::kIdent &&
-          (Lower(PeekTok().text) == "by" || Lower(PeekTok().text) == "without")))) {
+         (PeekTok().type == Tok::kIdent && (core::AsciiLower(PeekTok().text) == "by" ||
+                                            core::AsciiLower(PeekTok().text) == "without")))) {
       return ParseAggregate(agg);
     }
     if (PeekTok().type == Tok::kLParen) return ParseCall();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/ascii.h"
 #include "promql/parser.h"
 
 namespace llmscope::promql {
@@ -85,9 +86,7 @@ bool ParseNumberPrefix(std::string_view s, size_t* len, double* v) {
     neg = s[i] == '-';
     ++i;
   }
-  std::string low;
-  for (size_t k = i; k < std::min(s.size(), i + 3); ++k)
-    low += static_cast<char>(std::tolower(s[k]));
+  const std::string low = core::AsciiLower(s.substr(i, 3));
   if (low == "inf" || low == "nan") {
     *v = low == "inf" ? HUGE_VAL : std::nan("");
     if (neg) *v = -*v;
@@ -304,8 +303,7 @@ std::string UnsupportedReason(const std::string& query, const MemoryStorage& his
     ++i;
   }
   for (const auto& [name, call] : idents) {
-    std::string low = name;
-    for (auto& ch : low) ch = static_cast<char>(std::tolower(ch));
+    const std::string low = core::AsciiLower(name);
     for (const char* kw : kUnsupportedKeywords) {
       if (low == kw) return std::string("unsupported modifier or aggregation: ") + kw;
     }
@@ -349,8 +347,7 @@ class Run {
     for (size_t i = 0; i < lines.size(); ++i) {
       const std::string& line = lines[i];
       if (line.empty()) continue;
-      std::string cmd = SplitSpace(line)[0];
-      for (auto& ch : cmd) ch = static_cast<char>(std::tolower(ch));
+      const std::string cmd = core::AsciiLower(SplitSpace(line)[0]);
       core::Status st;
       if (cmd == "clear") {
         storage_.Clear();

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/ascii.h"
 #include "otlp/gzip.h"
 
 namespace llmscope::server {
@@ -26,12 +27,6 @@ std::string_view SignalName(otlp::Signal signal) {
       break;
   }
   return "logs";
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 }  // namespace
@@ -311,11 +306,12 @@ const char* OtlpReceiver::Busy(size_t body_bytes) {
 http::Task<void> OtlpReceiver::Handle(http::Request& req, http::ResponseWriter& w) {
   const std::string path(req.path());
   const std::string signal = path.substr(4);  // "traces", "metrics", "logs"
-  const std::string type = Lower(req.header("content-type").value_or(""));
+  const std::string type = core::AsciiLower(req.header("content-type").value_or(""));
   const otlp::Encoding encoding =
       type.rfind("application/json", 0) == 0 ? otlp::Encoding::kJson : otlp::Encoding::kProtobuf;
   Response r;
-  const std::string content_encoding = Lower(req.header("content-encoding").value_or("identity"));
+  const std::string content_encoding =
+      core::AsciiLower(req.header("content-encoding").value_or("identity"));
   if (req.method() != "POST") {
     r = {405, otlp::EncodeErrorStatus(
                   encoding, kUnimplemented,
