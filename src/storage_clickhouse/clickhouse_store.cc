@@ -334,7 +334,11 @@ core::Status ClickHouseStore::CopyTable(const Migration::Copy& c) {
     auto done = to->find(day);
     if (done != to->end() && done->second.rows >= p.rows) continue;
     // A day of a large store takes longer than a query may: the bound here is an hour.
-    auto r = Query("INSERT INTO " + Table(c.to) + " (" + c.columns + ") SELECT " + c.columns +
+    std::string select = c.select;
+    for (size_t at; (at = select.find("{day}")) != std::string::npos;) {
+      select.replace(at, 5, SqlDate(day));
+    }
+    auto r = Query("INSERT INTO " + Table(c.to) + " (" + c.columns + ") SELECT " + select +
                        " FROM " + Table(c.from) + " WHERE day = " + SqlDate(day),
                    std::max<core::Nanos>(options_.timeout, std::chrono::hours(1)));
     if (!r.ok()) return r.status();
@@ -353,8 +357,8 @@ core::Status ClickHouseStore::WriteCalls(std::span<const core::LlmCall> calls) {
   for (size_t i = 0; i < calls.size(); ++i) {
     last[{calls[i].request_id, calls[i].start_unix_nanos}] = i;
   }
-  // One INSERT: the views copy each row to calls, call_content (empty content too, so that
-  // a rewrite without content replaces what the key had) and call_ids.
+  // One INSERT: the views copy each row to calls_v2 (with has_content), call_content (only
+  // a call that has content) and call_ids.
   uint64_t ver = NextVersions(last.size());
   std::string data;
   RowBinaryWriter w(data);
@@ -708,28 +712,25 @@ core::Result<core::LlmCall> ClickHouseStore::GetCall(std::string_view request_id
     return core::NotFound("no call with request_id '" + std::string(request_id) + "'");
   };
   if (found == 0) return not_found();
-  auto calls = FetchCalls({CallKey{start, std::string(request_id)}}, t);
+  std::vector<uint64_t> versions;
+  auto calls = FetchCalls({CallKey{start, std::string(request_id)}}, t, &versions);
   if (!calls.ok()) return calls.status();
   if (calls->empty()) return not_found();  // removed by retention
   core::LlmCall call = std::move(calls->front());
-  auto content = Query("SELECT ver, request_body, response_text FROM " + Table("call_content") +
-                           " WHERE day = " + SqlDate(DayOf(start)) + " AND start_unix_nanos = " +
-                           SqlInt(start) + " AND request_id = " + id + " FORMAT RowBinary",
-                       t);
+  // The content written with the call's newest version; none when that write had none
+  // (an older version's content row may still be there, or an empty one from schema 1).
+  auto content =
+      Query("SELECT request_body, response_text FROM " + Table("call_content") +
+                " WHERE day = " + SqlDate(DayOf(start)) +
+                " AND start_unix_nanos = " + SqlInt(start) + " AND request_id = " + id +
+                " AND ver = " + std::to_string(versions.front()) + " LIMIT 1 FORMAT RowBinary",
+            t);
   if (!content.ok()) return content.status();
-  // The newest content row of the key (an empty one when the newest write had none).
-  uint64_t best = 0;
   RowBinaryReader cr(*content);
-  while (!cr.AtEnd()) {
-    uint64_t ver = cr.UInt64();
-    std::string body = cr.String();
-    std::string text = cr.String();
+  if (!cr.AtEnd()) {
+    call.request_body = cr.String();
+    call.response_text = cr.String();
     if (cr.failed()) return Unreadable("content");
-    if (ver >= best) {
-      best = ver;
-      call.request_body = std::move(body);
-      call.response_text = std::move(text);
-    }
   }
   return call;
 }
@@ -978,6 +979,16 @@ core::Result<std::optional<std::pair<int64_t, int64_t>>> ClickHouseStore::CallDa
   return days;
 }
 
+core::Result<int64_t> ClickHouseStore::CountContent(int64_t before_day) {
+  // The calls whose newest version has content, in the days whose content is still kept:
+  // retention drops content days from the oldest on, so they are the days from the first
+  // call_content partition on.
+  auto content_days = DayPartitions("call_content");
+  if (!content_days.ok()) return content_days.status();
+  if (content_days->empty()) return 0;
+  return CountLatest(kCallsTable, "has_content = 1", before_day, content_days->begin()->first);
+}
+
 core::Result<int64_t> ClickHouseStore::CountRows(const std::string& sql) {
   auto body = Query(sql + " FORMAT RowBinary", options_.timeout);
   if (!body.ok()) return body.status();
@@ -1014,7 +1025,7 @@ core::Result<std::map<int64_t, ClickHouseStore::Partition>> ClickHouseStore::Day
 }
 
 core::Result<int64_t> ClickHouseStore::CountLatest(std::string_view table, std::string_view live,
-                                                   int64_t before_day) {
+                                                   int64_t before_day, int64_t from_day) {
   // Two rows of one key can only meet in one partition (the key fixes the day), and only in
   // two parts whose key ranges overlap: a single part never holds a key twice (a merge
   // collapses them and one INSERT writes each key once). So: a partition with one part is
@@ -1031,7 +1042,7 @@ core::Result<int64_t> ClickHouseStore::CountLatest(std::string_view table, std::
   std::vector<std::vector<std::string>> final_groups;
   std::vector<int64_t> multi_days;
   for (const auto& [day, p] : *partitions) {
-    if (day >= before_day) continue;
+    if (day >= before_day || day < from_day) continue;
     if (p.parts.size() != 1) {
       multi_days.push_back(day);
     } else if (live.empty()) {
@@ -1148,6 +1159,15 @@ core::Result<storage::RetentionReport> ClickHouseStore::ApplyRetention(
     if (cut <= 0) return 0;
     return std::min(cut / kNanosPerDay, kLastDay);
   };
+  // Content first: its count reads the calls' has_content, so their rows must still be there.
+  if (options.content_days > 0) {
+    if (int64_t day = cut_day(options.content_days); day > 0) {
+      auto n = CountContent(day);
+      if (!n.ok()) return n.status();
+      if (auto s = DropPartitions({"call_content"}, day, false); !s.ok()) return s;
+      report.content_removed = *n;
+    }
+  }
   if (options.calls_days > 0) {
     if (int64_t day = cut_day(options.calls_days); day > 0) {
       auto n = CountLatest(kCallsTable, "", day);
@@ -1158,14 +1178,6 @@ core::Result<storage::RetentionReport> ClickHouseStore::ApplyRetention(
     }
   }
   calls_generation_.fetch_add(1);
-  if (options.content_days > 0) {
-    if (int64_t day = cut_day(options.content_days); day > 0) {
-      auto n = CountLatest("call_content", "has_content = 1", day);
-      if (!n.ok()) return n.status();
-      if (auto s = DropPartitions({"call_content"}, day, false); !s.ok()) return s;
-      report.content_removed = *n;
-    }
-  }
   if (options.spans_days > 0) {
     if (int64_t day = cut_day(options.spans_days); day > 0) {
       auto n = CountLatest("spans", "deleted = 0", day);
@@ -1182,7 +1194,7 @@ core::Result<storage::StoreStats> ClickHouseStore::Stats() {
   storage::StoreStats s;
   auto calls = CountLatest(kCallsTable, "", INT64_MAX);
   if (!calls.ok()) return calls.status();
-  auto content = CountLatest("call_content", "has_content = 1", INT64_MAX);
+  auto content = CountContent(INT64_MAX);
   if (!content.ok()) return content.status();
   auto spans = CountLatest("spans", "deleted = 0", INT64_MAX);
   if (!spans.ok()) return spans.status();

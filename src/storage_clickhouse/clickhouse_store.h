@@ -129,9 +129,12 @@ class ClickHouseStore final : public storage::Store {
   // for at most the TTL.
   core::Result<std::optional<std::pair<int64_t, int64_t>>> CallDays();
   // The newest rows of `table` that satisfy `live` ("" for every row) in the day partitions
-  // before `before_day`, without FINAL where a partition has a single part.
+  // from `from_day` to before `before_day`, without FINAL where a partition has a single
+  // part.
   core::Result<int64_t> CountLatest(std::string_view table, std::string_view live,
-                                    int64_t before_day);
+                                    int64_t before_day, int64_t from_day = INT64_MIN);
+  // The calls with content whose content is kept, in the days before `before_day`.
+  core::Result<int64_t> CountContent(int64_t before_day);
   core::Result<int64_t> CountRows(const std::string& sql);
   core::Status DropPartitions(const std::vector<std::string>& tables, int64_t cut_day,
                               bool monthly);

@@ -293,15 +293,17 @@ TEST(ClickHouseMigrationTest, Version1DatabaseIsMigratedWithItsCallsKept) {
 
   // A rewrite of an old call replaces it; a new call joins.
   core::LlmCall a2 = old[0];
-  a2.requested_model = "rewritten";
+  a2.requested_model = "rewritten";  // content kept: the rewrite carries it
   ASSERT_TRUE(
       store.WriteCalls(std::vector<core::LlmCall>{a2, Call("new", kBase + 2 * kSecond)}).ok());
   got = store.GetCall("old-a");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->requested_model, "rewritten");
+  EXPECT_EQ(got->response_text, "answer");
   auto stats = store.Stats();
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->calls, 4);
+  EXPECT_EQ(stats->content, 1);  // old-a's, kept by its rewrite that carried it
 
   // Opening again applies nothing more.
   auto again = ClickHouseStore::Open(OptionsFor(db));
@@ -324,10 +326,14 @@ TEST(ClickHouseMigrationTest, AMigrationCutShortIsCompletedByTheNextOpen) {
   }
   ASSERT_EQ(v2.copies.size(), 1u);
   const auto& copy = v2.copies.front();
+  const std::string day = "toDate('2024-03-01')";
+  std::string day_select = copy.select;
+  for (size_t at; (at = day_select.find("{day}")) != std::string::npos;) {
+    day_select.replace(at, 5, day);
+  }
   ASSERT_TRUE(env->conn()
                   .Query("INSERT INTO `" + db + "`." + copy.to + " (" + copy.columns + ") SELECT " +
-                             copy.columns + " FROM `" + db + "`." + copy.from +
-                             " WHERE day = toDate('2024-03-01')",
+                             day_select + " FROM `" + db + "`." + copy.from + " WHERE day = " + day,
                          30s)
                   .ok());
   ASSERT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 2);
@@ -384,6 +390,28 @@ TEST(ClickHouseDaysCacheTest, OwnWritesShowAtOnceOtherWritersWithinASecond) {
   EXPECT_EQ(NewestIds(**a), (std::vector<std::string>{"late", "own"}));
   clock.Advance(1s);
   EXPECT_EQ(NewestIds(**a), (std::vector<std::string>{"late", "own", "other"}));
+}
+
+// Content rows only for calls that have content: a call without any costs no row there,
+// and one rewritten without content shows none although its old row is still stored.
+TEST_F(ClickHouseStoreTest, ContentRowsOnlyForCallsWithContent) {
+  core::LlmCall with = Call("with", kBase);
+  with.request_body = "question";
+  std::vector<core::LlmCall> calls{with};
+  for (int i = 0; i < 20; ++i) calls.push_back(Call("plain-" + std::to_string(i), kBase + i + 1));
+  ASSERT_TRUE(store_->WriteCalls(calls).ok());
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T("call_content")), 1);
+
+  with.request_body.clear();
+  ASSERT_TRUE(store_->WriteCalls(std::vector<core::LlmCall>{with}).ok());
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM " + T("call_content")), 1);
+  auto got = store_->GetCall("with");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->request_body, "");
+  auto stats = store_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->calls, 21);
+  EXPECT_EQ(stats->content, 0);
 }
 
 TEST(ClickHouseSchemaTest, BlockSizeAdviceOnlyWhereTheTableCannotSayIt) {

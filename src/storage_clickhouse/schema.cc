@@ -188,24 +188,45 @@ std::vector<Migration> Migrations(std::string_view db, const ServerFeatures& fea
   // call grow about 7%. A table's granularity is fixed when it is created, so the calls
   // move to calls_v2: its view takes over from calls_mv, the stored rows are copied day by
   // day, and calls goes only after the copy.
+  //
+  // Content rows only for calls that have content (version 1 wrote an empty row for every
+  // call, a fifth of the stored bytes, so that a rewrite without content would replace
+  // the old content): calls_v2.has_content says whether the call's newest version has
+  // content, and GetCall takes a content row only at the call's own version. Counts of
+  // content are counts of calls_v2 rows with has_content (README.md, "The dedup rule").
   Migration v2;
   v2.version = 2;
-  v2.description = "calls_v2: calls in granules of 512 rows and small compressed blocks";
+  v2.description =
+      "calls_v2: calls in granules of 512 rows and small compressed blocks, with has_content;"
+      " content rows only for calls with content";
   std::string settings = "index_granularity = 512";
   if (features.table_compress_block_size) {
     settings += ", min_compress_block_size = " + std::to_string(kCallsBlockBytes);
   }
   v2.statements.push_back("CREATE TABLE IF NOT EXISTS " + Table(db, kCallsTable) +
                           " (\n  day Date,\n  ver UInt64" + Defs(kCallColumns) +
-                          "\n) ENGINE = ReplacingMergeTree(ver) PARTITION BY day"
-                          " ORDER BY (start_unix_nanos, request_id) SETTINGS " +
+                          ",\n  has_content UInt8\n) ENGINE = ReplacingMergeTree(ver)"
+                          " PARTITION BY day ORDER BY (start_unix_nanos, request_id) SETTINGS " +
                           settings);
   // A view dropped leaves its TO table alone. Open runs migrations before any write.
+  const std::string has_content = "toUInt8(request_body != '' OR response_text != '')";
   v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "calls_mv"));
   v2.statements.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "calls_v2_mv") +
                           " TO " + Table(db, kCallsTable) + " AS SELECT day, ver, " + calls_cols +
-                          " FROM " + Table(db, "calls_in"));
-  v2.copies.push_back({"calls", std::string(kCallsTable), "day, ver, " + calls_cols});
+                          ", " + has_content + " AS has_content FROM " + Table(db, "calls_in"));
+  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "call_content_mv"));
+  v2.statements.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " +
+                          Table(db, "call_content_v2_mv") + " TO " + Table(db, "call_content") +
+                          " AS SELECT day, ver, start_unix_nanos, request_id, toUInt8(1) AS"
+                          " has_content, request_body, response_text FROM " +
+                          Table(db, "calls_in") + " WHERE " + has_content + " = 1");
+  // A copied call has content when call_content holds a row with content at its version.
+  v2.copies.push_back({"calls", std::string(kCallsTable),
+                       "day, ver, " + calls_cols + ", has_content",
+                       "day, ver, " + calls_cols +
+                           ", toUInt8((start_unix_nanos, request_id, ver) IN (SELECT"
+                           " start_unix_nanos, request_id, ver FROM " +
+                           Table(db, "call_content") + " WHERE day = {day} AND has_content = 1))"});
   v2.finally.push_back("DROP TABLE IF EXISTS " + Table(db, "calls"));
 
   std::vector<Migration> all;

@@ -52,7 +52,10 @@ struct Migration {
   struct Copy {
     std::string from;  // table names within the database
     std::string to;
-    std::string columns;  // the list selected from `from` and inserted into `to`
+    std::string columns;  // the columns of `to` inserted
+    // What is selected from `from` for them; "{day}" stands for the day being copied (a
+    // Date literal), for subqueries that should read that day only.
+    std::string select;
   };
   int version;
   std::string description;
