@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -327,12 +328,10 @@ core::Status ClickHouseStore::Migrate() {
 core::Status ClickHouseStore::CopyTable(const Migration::Copy& c) {
   auto from = DayPartitions(c.from);
   if (!from.ok()) return from.status();
-  auto to = DayPartitions(c.to);
-  if (!to.ok()) return to.status();
+  // Every day, also when a migration runs again after a crash: the rows copied before are
+  // copied again, and their duplicates (same key, same version) collapse. A day is never
+  // taken for done by its row count, which writes to c.to during the copy would inflate.
   for (const auto& [day, p] : *from) {
-    // A day already copied whole (a migration run again after a crash) is skipped.
-    auto done = to->find(day);
-    if (done != to->end() && done->second.rows >= p.rows) continue;
     // A day of a large store takes longer than a query may: the bound here is an hour.
     std::string select = c.select;
     for (size_t at; (at = select.find("{day}")) != std::string::npos;) {
@@ -456,9 +455,18 @@ core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
   core::Result<std::string> second = std::string();
   {
     std::optional<std::jthread> helper;
-    if (half < keys.size()) helper.emplace([&] { second = read(half, keys.size()); });
+    bool second_read = half == keys.size();
+    if (!second_read) {
+      try {
+        helper.emplace([&] { second = read(half, keys.size()); });
+        second_read = true;
+      } catch (const std::system_error&) {
+        // No thread to be had: the second half is read after the first, here.
+      }
+    }
     auto first = read(0, half);
     if (helper) helper->join();
+    if (!second_read) second = read(half, keys.size());
     if (!first.ok()) return first.status();
     if (!second.ok()) return second.status();
     first->append(*second);
@@ -986,7 +994,12 @@ core::Result<int64_t> ClickHouseStore::CountContent(int64_t before_day) {
   auto content_days = DayPartitions("call_content");
   if (!content_days.ok()) return content_days.status();
   if (content_days->empty()) return 0;
-  return CountLatest(kCallsTable, "has_content = 1", before_day, content_days->begin()->first);
+  // Only the days that hold content: a late call with content far back in time (a replay
+  // after a long outage) makes a content day of its own, and the days between it and the
+  // kept ones, whose content is gone, must not count.
+  std::set<int64_t> days;
+  for (const auto& [day, p] : *content_days) days.insert(day);
+  return CountLatest(kCallsTable, "has_content = 1", before_day, &days);
 }
 
 core::Result<int64_t> ClickHouseStore::CountRows(const std::string& sql) {
@@ -1025,7 +1038,8 @@ core::Result<std::map<int64_t, ClickHouseStore::Partition>> ClickHouseStore::Day
 }
 
 core::Result<int64_t> ClickHouseStore::CountLatest(std::string_view table, std::string_view live,
-                                                   int64_t before_day, int64_t from_day) {
+                                                   int64_t before_day,
+                                                   const std::set<int64_t>* only_days) {
   // Two rows of one key can only meet in one partition (the key fixes the day), and only in
   // two parts whose key ranges overlap: a single part never holds a key twice (a merge
   // collapses them and one INSERT writes each key once). So: a partition with one part is
@@ -1042,7 +1056,7 @@ core::Result<int64_t> ClickHouseStore::CountLatest(std::string_view table, std::
   std::vector<std::vector<std::string>> final_groups;
   std::vector<int64_t> multi_days;
   for (const auto& [day, p] : *partitions) {
-    if (day >= before_day || day < from_day) continue;
+    if (day >= before_day || (only_days != nullptr && !only_days->contains(day))) continue;
     if (p.parts.size() != 1) {
       multi_days.push_back(day);
     } else if (live.empty()) {

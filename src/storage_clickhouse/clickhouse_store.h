@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,9 +47,10 @@ struct ClickHouseOptions {
 };
 
 // Thread-safety: every method may be called from any number of threads at once (as
-// storage::Store requires); statements run on their own connections and the only shared
-// mutable state is an atomic version counter. Methods block on network I/O: never call them
-// on an event-loop thread.
+// storage::Store requires); statements run on their own connections, and the shared mutable
+// state is atomics (the version counter, the calls' write generation) and the day cache
+// under its mutex. A list page's row read runs half its statements on a thread of its own.
+// Methods block on network I/O: never call them on an event-loop thread.
 //
 // The event store on ClickHouse, over its HTTP interface (docs/decisions/0006). Tables are
 // partitioned by UTC day and deduplicated by ReplacingMergeTree with an explicit version;
@@ -129,11 +131,13 @@ class ClickHouseStore final : public storage::Store {
   // for at most the TTL.
   core::Result<std::optional<std::pair<int64_t, int64_t>>> CallDays();
   // The newest rows of `table` that satisfy `live` ("" for every row) in the day partitions
-  // from `from_day` to before `before_day`, without FINAL where a partition has a single
-  // part.
+  // before `before_day` (and among `only_days`, when given), without FINAL where a partition
+  // has a single part.
   core::Result<int64_t> CountLatest(std::string_view table, std::string_view live,
-                                    int64_t before_day, int64_t from_day = INT64_MIN);
-  // The calls with content whose content is kept, in the days before `before_day`.
+                                    int64_t before_day,
+                                    const std::set<int64_t>* only_days = nullptr);
+  // The calls whose newest version has content, in the days before `before_day` that still
+  // hold content.
   core::Result<int64_t> CountContent(int64_t before_day);
   core::Result<int64_t> CountRows(const std::string& sql);
   core::Status DropPartitions(const std::vector<std::string>& tables, int64_t cut_day,

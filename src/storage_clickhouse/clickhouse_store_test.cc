@@ -340,7 +340,12 @@ TEST(ClickHouseMigrationTest, AMigrationCutShortIsCompletedByTheNextOpen) {
 
   auto opened = ClickHouseStore::Open(OptionsFor(db));
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 3);
+  // The day copied before is copied again; its duplicates are one row each to every read.
+  EXPECT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2 FINAL"), 3);
+  auto stats = (*opened)->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->calls, 3);
+  EXPECT_EQ(stats->content, 1);
   storage::CallQuery q;
   q.limit = 10;
   auto page = (*opened)->ListCalls(q);
@@ -412,6 +417,32 @@ TEST_F(ClickHouseStoreTest, ContentRowsOnlyForCallsWithContent) {
   ASSERT_TRUE(stats.ok()) << stats.status().ToString();
   EXPECT_EQ(stats->calls, 21);
   EXPECT_EQ(stats->content, 0);
+}
+
+// Content counts stay exact when a call with content arrives for a day long past the content
+// cutoff (a replay after an outage): the days between it and the kept ones, whose calls had
+// content that retention removed, do not count.
+TEST_F(ClickHouseStoreTest, AContentCallArrivingAfterItsDayWasCutCountsAlone) {
+  std::vector<core::LlmCall> calls;
+  for (int d = 0; d < 6; ++d) {
+    core::LlmCall c = Call("c" + std::to_string(d), kBase + d * kDay + 5);
+    c.response_text = "text";
+    calls.push_back(c);
+  }
+  ASSERT_TRUE(store_->WriteCalls(calls).ok());
+  storage::RetentionOptions keep_content_2_days{0, 2, 0};
+  auto cut = store_->ApplyRetention(kBase + 5 * kDay + 3600 * kSecond, keep_content_2_days);
+  ASSERT_TRUE(cut.ok()) << cut.status().ToString();
+  EXPECT_EQ(cut->content_removed, 3);  // days 0 to 2 (the cutoff: the start of day 3)
+  core::LlmCall late = Call("late", kBase - kDay + 7);
+  late.response_text = "replayed";
+  ASSERT_TRUE(store_->WriteCalls(std::vector<core::LlmCall>{late}).ok());
+  auto stats = store_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->content, 4);  // days 3 to 5, and the late call
+  auto again = store_->ApplyRetention(kBase + 5 * kDay + 3600 * kSecond, keep_content_2_days);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->content_removed, 1);
 }
 
 TEST(ClickHouseSchemaTest, BlockSizeAdviceOnlyWhereTheTableCannotSayIt) {

@@ -208,18 +208,20 @@ std::vector<Migration> Migrations(std::string_view db, const ServerFeatures& fea
                           ",\n  has_content UInt8\n) ENGINE = ReplacingMergeTree(ver)"
                           " PARTITION BY day ORDER BY (start_unix_nanos, request_id) SETTINGS " +
                           settings);
-  // A view dropped leaves its TO table alone. Open runs migrations before any write.
   const std::string has_content = "toUInt8(request_body != '' OR response_text != '')";
-  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "calls_mv"));
   v2.statements.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " + Table(db, "calls_v2_mv") +
                           " TO " + Table(db, kCallsTable) + " AS SELECT day, ver, " + calls_cols +
                           ", " + has_content + " AS has_content FROM " + Table(db, "calls_in"));
-  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "call_content_mv"));
   v2.statements.push_back("CREATE MATERIALIZED VIEW IF NOT EXISTS " +
                           Table(db, "call_content_v2_mv") + " TO " + Table(db, "call_content") +
                           " AS SELECT day, ver, start_unix_nanos, request_id, toUInt8(1) AS"
                           " has_content, request_body, response_text FROM " +
                           Table(db, "calls_in") + " WHERE " + has_content + " = 1");
+  // The old views go after the new ones exist, so that a writer still running (an older
+  // build during an upgrade) loses nothing in between; a row both copy is one row. A view
+  // dropped leaves its TO table alone.
+  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "calls_mv"));
+  v2.statements.push_back("DROP TABLE IF EXISTS " + Table(db, "call_content_mv"));
   // A copied call has content when call_content holds a row with content at its version.
   v2.copies.push_back({"calls", std::string(kCallsTable),
                        "day, ver, " + calls_cols + ", has_content",
