@@ -419,17 +419,23 @@ TEST_F(ClickHouseStoreTest, ContentRowsOnlyForCallsWithContent) {
   EXPECT_EQ(stats->content, 0);
 }
 
+// A call with content at `offset` ns into each of the first `days` days from kBase, named
+// prefix + its day.
+std::vector<core::LlmCall> OneContentCallADay(const std::string& prefix, int days, int64_t offset) {
+  std::vector<core::LlmCall> calls;
+  for (int d = 0; d < days; ++d) {
+    core::LlmCall c = Call(prefix + std::to_string(d), kBase + d * kDay + offset);
+    c.response_text = "text";
+    calls.push_back(c);
+  }
+  return calls;
+}
+
 // Content counts stay exact when a call with content arrives for a day long past the content
 // cutoff (a replay after an outage): the days between it and the kept ones, whose calls had
 // content that retention removed, do not count.
 TEST_F(ClickHouseStoreTest, AContentCallArrivingAfterItsDayWasCutCountsAlone) {
-  std::vector<core::LlmCall> calls;
-  for (int d = 0; d < 6; ++d) {
-    core::LlmCall c = Call("c" + std::to_string(d), kBase + d * kDay + 5);
-    c.response_text = "text";
-    calls.push_back(c);
-  }
-  ASSERT_TRUE(store_->WriteCalls(calls).ok());
+  ASSERT_TRUE(store_->WriteCalls(OneContentCallADay("c", 6, 5)).ok());
   storage::RetentionOptions keep_content_2_days{0, 2, 0};
   auto cut = store_->ApplyRetention(kBase + 5 * kDay + 3600 * kSecond, keep_content_2_days);
   ASSERT_TRUE(cut.ok()) << cut.status().ToString();
@@ -708,13 +714,7 @@ TEST_F(ClickHouseStoreTest, ASpanMovedToAnotherDayLeavesNothingInItsOldDay) {
 }
 
 TEST_F(ClickHouseStoreTest, RetentionDropsWholeDayPartitions) {
-  std::vector<core::LlmCall> calls;
-  for (int d = 0; d < 5; ++d) {
-    core::LlmCall c = Call("d" + std::to_string(d), kBase + d * kDay + 7);
-    c.response_text = "text";
-    calls.push_back(c);
-  }
-  ASSERT_TRUE(store_->WriteCalls(calls).ok());
+  ASSERT_TRUE(store_->WriteCalls(OneContentCallADay("d", 5, 7)).ok());
   const std::string partitions_before =
       "SELECT toInt64(uniqExact(partition_id)) FROM system.parts"
       " WHERE active AND database = " +
