@@ -93,7 +93,7 @@ class ClickHouseStore final : public storage::Store {
  private:
   ClickHouseStore(ClickHouseOptions options, std::unique_ptr<Connection> connection);
   core::Status Migrate();
-  // A migration's copy: every day partition of c.from not yet in c.to whole.
+  // A migration's copy: every day partition of c.from into c.to, one statement each.
   core::Status CopyTable(const Migration::Copy& c);
   // `db`.name
   std::string Table(std::string_view name) const;
