@@ -280,6 +280,7 @@ QueryFigure Measure(const std::string& name, int reps,
   QueryFigure f;
   f.name = name;
   std::vector<double> ms;
+  const bool print_each = std::getenv("STORE_BENCH_EACH") != nullptr;
   for (int r = 0; r < reps; ++r) {
     auto t0 = Clock::now();
     core::Status s = query(r);
@@ -289,7 +290,7 @@ QueryFigure Measure(const std::string& name, int reps,
       break;
     }
     ms.push_back(Seconds(t1 - t0) * 1e3);
-    if (std::getenv("STORE_BENCH_EACH") != nullptr) {
+    if (print_each) {
       std::fprintf(stderr, "    %s #%d: %.2f ms\n", name.c_str(), r, ms.back());
     }
   }

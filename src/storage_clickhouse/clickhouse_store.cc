@@ -333,12 +333,7 @@ core::Status ClickHouseStore::CopyTable(const Migration::Copy& c) {
   // taken for done by its row count, which writes to c.to during the copy would inflate.
   for (const auto& [day, p] : *from) {
     // A day of a large store takes longer than a query may: the bound here is an hour.
-    std::string select = c.select;
-    for (size_t at; (at = select.find("{day}")) != std::string::npos;) {
-      select.replace(at, 5, SqlDate(day));
-    }
-    auto r = Query("INSERT INTO " + Table(c.to) + " (" + c.columns + ") SELECT " + select +
-                       " FROM " + Table(c.from) + " WHERE day = " + SqlDate(day),
+    auto r = Query(c.InsertFor(options_.database, SqlDate(day)),
                    std::max<core::Nanos>(options_.timeout, std::chrono::hours(1)));
     if (!r.ok()) return r.status();
   }
@@ -453,28 +448,26 @@ core::Result<std::vector<core::LlmCall>> ClickHouseStore::FetchCalls(
   // (below merge_tree_min_rows_for_concurrent_read), so a second core would sit idle.
   const size_t half = keys.size() >= kSplitFetchKeys ? keys.size() / 2 : keys.size();
   core::Result<std::string> second = std::string();
-  {
-    std::optional<std::jthread> helper;
-    bool second_read = half == keys.size();
-    if (!second_read) {
-      try {
-        helper.emplace([&] { second = read(half, keys.size()); });
-        second_read = true;
-      } catch (const std::system_error&) {
-        // No thread to be had: the second half is read after the first, here.
-      }
+  std::optional<std::jthread> helper;
+  if (half < keys.size()) {
+    try {
+      helper.emplace([&] { second = read(half, keys.size()); });
+    } catch (const std::system_error&) {
+      // No thread to be had: the second half is read after the first, below.
     }
-    auto first = read(0, half);
-    if (helper) helper->join();
-    if (!second_read) second = read(half, keys.size());
-    if (!first.ok()) return first.status();
-    if (!second.ok()) return second.status();
-    first->append(*second);
-    second = std::move(first);
   }
-  const core::Result<std::string>& body = second;
+  auto first = read(0, half);
+  if (helper) {
+    helper->join();
+  } else if (half < keys.size()) {
+    second = read(half, keys.size());
+  }
+  if (!first.ok()) return first.status();
+  if (!second.ok()) return second.status();
+  std::string body = std::move(first).value();
+  body += *second;
   std::map<std::pair<int64_t, std::string>, StoredCall> newest;
-  RowBinaryReader r(*body);
+  RowBinaryReader r(body);
   while (!r.AtEnd()) {
     auto row = ReadStoredCall(r);
     if (!row.ok()) return row.status();
@@ -989,14 +982,13 @@ core::Result<std::optional<std::pair<int64_t, int64_t>>> ClickHouseStore::CallDa
 
 core::Result<int64_t> ClickHouseStore::CountContent(int64_t before_day) {
   // The calls whose newest version has content, in the days whose content is still kept:
-  // retention drops content days from the oldest on, so they are the days from the first
-  // call_content partition on.
+  // the days that have a call_content partition.
   auto content_days = DayPartitions("call_content");
   if (!content_days.ok()) return content_days.status();
   if (content_days->empty()) return 0;
-  // Only the days that hold content: a late call with content far back in time (a replay
-  // after a long outage) makes a content day of its own, and the days between it and the
-  // kept ones, whose content is gone, must not count.
+  // Not every day from the first of them on: a late call with content far back in time (a
+  // replay after a long outage) makes a content day of its own, and the days between it
+  // and the kept ones, whose content is gone, must not count.
   std::set<int64_t> days;
   for (const auto& [day, p] : *content_days) days.insert(day);
   return CountLatest(kCallsTable, "has_content = 1", before_day, &days);

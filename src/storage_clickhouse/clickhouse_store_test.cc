@@ -326,16 +326,7 @@ TEST(ClickHouseMigrationTest, AMigrationCutShortIsCompletedByTheNextOpen) {
   }
   ASSERT_EQ(v2.copies.size(), 1u);
   const auto& copy = v2.copies.front();
-  const std::string day = "toDate('2024-03-01')";
-  std::string day_select = copy.select;
-  for (size_t at; (at = day_select.find("{day}")) != std::string::npos;) {
-    day_select.replace(at, 5, day);
-  }
-  ASSERT_TRUE(env->conn()
-                  .Query("INSERT INTO `" + db + "`." + copy.to + " (" + copy.columns + ") SELECT " +
-                             day_select + " FROM `" + db + "`." + copy.from + " WHERE day = " + day,
-                         30s)
-                  .ok());
+  ASSERT_TRUE(env->conn().Query(copy.InsertFor(db, "toDate('2024-03-01')"), 30s).ok());
   ASSERT_EQ(QueryInt("SELECT toInt64(count()) FROM `" + db + "`.calls_v2"), 2);
 
   auto opened = ClickHouseStore::Open(OptionsFor(db));

@@ -92,6 +92,15 @@ std::string ColumnList(std::span<const Column> columns) {
   return out;
 }
 
+std::string Migration::Copy::InsertFor(std::string_view db, std::string_view day_literal) const {
+  std::string day_select = select;
+  for (size_t at; (at = day_select.find("{day}")) != std::string::npos;) {
+    day_select.replace(at, 5, day_literal);
+  }
+  return "INSERT INTO " + Table(db, to) + " (" + columns + ") SELECT " + day_select + " FROM " +
+         Table(db, from) + " WHERE day = " + std::string(day_literal);
+}
+
 std::string BlockSizeAdvice(const ServerFeatures& features, int64_t profile_min_block) {
   if (features.table_compress_block_size || profile_min_block <= 4 * kCallsBlockBytes) return "";
   return "the server compresses in blocks of at least " + std::to_string(profile_min_block) +

@@ -56,6 +56,10 @@ struct Migration {
     // What is selected from `from` for them; "{day}" stands for the day being copied (a
     // Date literal), for subqueries that should read that day only.
     std::string select;
+
+    // The INSERT ... SELECT that copies the day `day_literal` (a SQL Date expression) in the
+    // database `db`.
+    std::string InsertFor(std::string_view db, std::string_view day_literal) const;
   };
   int version;
   std::string description;
